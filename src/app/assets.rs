@@ -1,0 +1,602 @@
+//! The asset table: every file under the root, loaded once into memory with everything a
+//! response needs precomputed (content type, strong ETag from the content hash, Last-Modified,
+//! Cache-Control, security headers, gzip/brotli variants, the full 200 header block). A
+//! request is a hash lookup plus a header-map clone. Files above the stream threshold keep
+//! only their metadata and hash here and are streamed from disk.
+//!
+//! The table is immutable: a redeploy builds a new one (reusing unchanged entries) and swaps
+//! it in atomically ([`super::Site::reload`]). This module never serves; it only builds.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, Metadata};
+use std::hash::{Hash, Hasher};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+
+use super::encoding::Encoding;
+use super::headers::{self as policy, SecurityHeaders};
+
+/// Text assets smaller than this are not compressed: the saving would not pay the header.
+const MIN_COMPRESS: u64 = 256;
+/// Brotli quality 11 is slow; above this size quality 9 keeps redeploys quick.
+const BROTLI_MAX_QUALITY_LIMIT: u64 = 1024 * 1024;
+/// Directory depth walked below the root.
+const MAX_DEPTH: usize = 32;
+
+/// Why a table could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The root or a file under it could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The root has no index.html (a deploy may be half-copied).
+    #[error("{0}: no index.html")]
+    MissingIndex(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Options fixed for the life of the server.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Files above this many bytes are streamed from disk.
+    pub stream_threshold: u64,
+    /// Headers added to every response.
+    pub security: SecurityHeaders,
+}
+
+/// Where an asset's bytes live.
+#[derive(Debug)]
+pub(crate) enum Content {
+    /// In the table (each representation holds its bytes).
+    Memory,
+    /// On disk, read per request; the length and mtime are checked when it is opened.
+    File(PathBuf),
+}
+
+/// One encoded form of an asset with its complete `200 OK` header block.
+#[derive(Debug)]
+pub(crate) struct Representation {
+    pub(crate) encoding: Encoding,
+    pub(crate) bytes: Bytes,
+    pub(crate) etag: HeaderValue,
+    pub(crate) headers: HeaderMap,
+}
+
+/// A servable file.
+#[derive(Debug)]
+pub struct Asset {
+    pub(crate) len: u64,
+    pub(crate) modified_secs: u64,
+    pub(crate) content: Content,
+    /// Identity first, then the variants worth sending (br, gzip).
+    pub(crate) reps: Vec<Representation>,
+    pub(crate) encodings: Vec<Encoding>,
+    pub(crate) content_type: HeaderValue,
+    stamp: u64,
+}
+
+impl Asset {
+    /// Length of the identity representation in bytes.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the file is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the bytes are streamed from disk rather than held in memory.
+    #[must_use]
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.content, Content::File(_))
+    }
+
+    /// The content codings available besides identity.
+    #[must_use]
+    pub fn encodings(&self) -> &[Encoding] {
+        &self.encodings
+    }
+
+    pub(crate) fn rep(&self, encoding: Encoding) -> &Representation {
+        self.reps
+            .iter()
+            .find(|r| r.encoding == encoding)
+            .unwrap_or(&self.reps[0])
+    }
+}
+
+/// An immutable snapshot of the served tree.
+#[derive(Debug)]
+pub struct AssetTable {
+    pub(crate) assets: HashMap<Box<str>, Arc<Asset>>,
+    /// Directories (no trailing slash) that have an index.html: `/docs` redirects to `/docs/`.
+    pub(crate) dirs: HashSet<Box<str>>,
+    pub(crate) index: Arc<Asset>,
+    pub(crate) not_found: Option<Arc<Asset>>,
+    generation: u64,
+    files: usize,
+    bytes: u64,
+    fingerprint: u64,
+}
+
+impl AssetTable {
+    /// Looks up a decoded request path (`/`, `/docs/` and `/x/index.html` all resolve).
+    #[must_use]
+    pub fn get(&self, path: &str) -> Option<&Arc<Asset>> {
+        self.assets.get(path)
+    }
+
+    /// Number of files served.
+    #[must_use]
+    pub fn files(&self) -> usize {
+        self.files
+    }
+
+    /// Bytes held in memory (all representations).
+    #[must_use]
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Build counter: 1 for the first table, +1 per reload.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Builds a table from `root`, reusing entries of `previous` whose files are unchanged.
+    ///
+    /// # Errors
+    /// [`BuildError`] when the root cannot be read or has no index.html.
+    pub fn build(
+        root: &Path,
+        options: &BuildOptions,
+        previous: Option<&AssetTable>,
+    ) -> Result<Self, BuildError> {
+        let found = scan(root)?;
+        let fingerprint = fingerprint_of(&found);
+        let mut reuse: HashMap<&str, &Arc<Asset>> = HashMap::new();
+        if let Some(prev) = previous {
+            for (url, asset) in &prev.assets {
+                reuse.insert(url, asset);
+            }
+        }
+        // Load what changed, in parallel: compression dominates start-up.
+        let todo: Vec<&Found> = found
+            .files
+            .iter()
+            .filter(|f| reuse.get(f.url.as_str()).is_none_or(|a| a.stamp != f.stamp))
+            .collect();
+        let loaded = load_parallel(&todo, options)?;
+        let mut assets: HashMap<Box<str>, Arc<Asset>> =
+            HashMap::with_capacity(found.files.len() * 2);
+        let mut dirs = HashSet::new();
+        let (mut files, mut bytes) = (0, 0);
+        for f in &found.files {
+            let asset = match loaded.get(f.url.as_str()) {
+                Some(a) => Arc::clone(a),
+                None => Arc::clone(reuse[f.url.as_str()]),
+            };
+            files += 1;
+            bytes += asset.reps.iter().map(|r| r.bytes.len() as u64).sum::<u64>();
+            if let Some(dir) = f.url.strip_suffix("/index.html") {
+                assets.insert(format!("{dir}/").into(), Arc::clone(&asset));
+                if !dir.is_empty() {
+                    dirs.insert(dir.into());
+                }
+            }
+            assets.insert(f.url.as_str().into(), asset);
+        }
+        let index = assets
+            .get("/index.html")
+            .cloned()
+            .ok_or_else(|| BuildError::MissingIndex(root.to_owned()))?;
+        let not_found = assets.get("/404.html").cloned();
+        let generation = previous.map_or(1, |p| p.generation + 1);
+        Ok(Self {
+            assets,
+            dirs,
+            index,
+            not_found,
+            generation,
+            files,
+            bytes,
+            fingerprint,
+        })
+    }
+
+    /// Whether the files under `root` differ from this table (cheap: metadata only).
+    ///
+    /// # Errors
+    /// [`BuildError::Io`] when the root cannot be read.
+    pub fn is_stale(&self, root: &Path) -> Result<bool, BuildError> {
+        Ok(fingerprint_of(&scan(root)?) != self.fingerprint)
+    }
+}
+
+struct Found {
+    url: String,
+    path: PathBuf,
+    meta: Metadata,
+    /// Precompressed files next to it, if any.
+    br: Option<PathBuf>,
+    gz: Option<PathBuf>,
+    stamp: u64,
+}
+
+struct Scan {
+    files: Vec<Found>,
+}
+
+/// Walks the root: UTF-8 names only, no dotfiles but `/.well-known/`, symlinks followed only
+/// while they stay inside the root, directory cycles cut.
+fn scan(root: &Path) -> Result<Scan, BuildError> {
+    let canon_root = fs::canonicalize(root).map_err(io_err(root))?;
+    let mut files: Vec<(String, PathBuf, Metadata)> = Vec::new();
+    let mut visited = HashSet::new();
+    visited.insert(canon_root.clone());
+    let mut stack = vec![(canon_root.clone(), String::new(), 0usize)];
+    while let Some((dir, url_prefix, depth)) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if depth > 0 => {
+                tracing::warn!(dir = %dir.display(), error = %e, "skipping unreadable directory");
+                continue;
+            }
+            Err(e) => return Err(io_err(&dir)(e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                tracing::warn!(path = %entry.path().display(), "skipping file whose name is not UTF-8");
+                continue;
+            };
+            if name.starts_with('.') && !(depth == 0 && name == ".well-known") {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(link_meta) = entry.metadata() else {
+                continue;
+            };
+            let (real, meta) = if link_meta.file_type().is_symlink() {
+                match fs::canonicalize(&path) {
+                    Ok(target) if target.starts_with(&canon_root) => match fs::metadata(&target) {
+                        Ok(m) => (target, m),
+                        Err(_) => continue,
+                    },
+                    _ => {
+                        tracing::warn!(path = %path.display(), "skipping symlink that leaves the root");
+                        continue;
+                    }
+                }
+            } else {
+                (path, link_meta)
+            };
+            let url = format!("{url_prefix}/{name}");
+            if meta.is_dir() {
+                if depth + 1 < MAX_DEPTH
+                    && visited.insert(fs::canonicalize(&real).unwrap_or(real.clone()))
+                {
+                    stack.push((real, url, depth + 1));
+                }
+            } else if meta.is_file() {
+                files.push((url, real, meta));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let urls: HashSet<&str> = files.iter().map(|f| f.0.as_str()).collect();
+    // `x.br` / `x.gz` next to `x` are variants of x, not assets of their own.
+    let sidecar = |url: &str| {
+        [".br", ".gz"].iter().any(|ext| {
+            url.strip_suffix(ext)
+                .is_some_and(|base| urls.contains(base))
+        })
+    };
+    let sidecars: HashSet<String> = files
+        .iter()
+        .filter(|f| sidecar(&f.0))
+        .map(|f| f.0.clone())
+        .collect();
+    let by_url: HashMap<&str, &(String, PathBuf, Metadata)> =
+        files.iter().map(|f| (f.0.as_str(), f)).collect();
+    let mut out = Vec::with_capacity(files.len());
+    for (url, path, meta) in &files {
+        if sidecars.contains(url) {
+            continue;
+        }
+        let br = by_url
+            .get(format!("{url}.br").as_str())
+            .map(|f| f.1.clone());
+        let gz = by_url
+            .get(format!("{url}.gz").as_str())
+            .map(|f| f.1.clone());
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        stamp_of(meta).hash(&mut h);
+        for side in [format!("{url}.br"), format!("{url}.gz")] {
+            by_url
+                .get(side.as_str())
+                .map(|f| stamp_of(&f.2))
+                .hash(&mut h);
+        }
+        out.push(Found {
+            url: url.clone(),
+            path: path.clone(),
+            meta: meta.clone(),
+            br,
+            gz,
+            stamp: h.finish(),
+        });
+    }
+    Ok(Scan { files: out })
+}
+
+fn stamp_of(meta: &Metadata) -> (u64, i64, i64, u64, u64) {
+    (
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino(),
+        meta.dev(),
+    )
+}
+
+fn fingerprint_of(scan: &Scan) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in &scan.files {
+        (&f.url, f.stamp).hash(&mut h);
+    }
+    h.finish()
+}
+
+fn load_parallel<'a>(
+    todo: &[&'a Found],
+    options: &BuildOptions,
+) -> Result<HashMap<&'a str, Arc<Asset>>, BuildError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(todo.len().max(1));
+    let next = AtomicUsize::new(0);
+    let out = Mutex::new(HashMap::with_capacity(todo.len()));
+    let first_error = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(f) = todo.get(i) else { break };
+                match load(f, options) {
+                    Ok(asset) => {
+                        out.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(f.url.as_str(), Arc::new(asset));
+                    }
+                    Err(e) => {
+                        first_error
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        return Err(e);
+    }
+    Ok(out
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
+    let content_type = policy::content_type(&f.url);
+    let file_name = f.url.rsplit('/').next().unwrap_or_default();
+    let cache_control = policy::cache_control(file_name, &content_type);
+    let compressible = policy::compressible(&content_type);
+    let modified = f.meta.modified().unwrap_or(UNIX_EPOCH);
+    let modified_secs = modified
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let modified = UNIX_EPOCH + std::time::Duration::from_secs(modified_secs);
+    let len = f.meta.len();
+
+    let (content, identity, hash) = if len > options.stream_threshold {
+        let hash = hash_file(&f.path)?;
+        (Content::File(f.path.clone()), Bytes::new(), hash)
+    } else {
+        let data = Bytes::from(fs::read(&f.path).map_err(io_err(&f.path))?);
+        let hash = sha256_hex(&data);
+        (Content::Memory, data, hash)
+    };
+    let len = if matches!(content, Content::Memory) {
+        identity.len() as u64
+    } else {
+        len
+    };
+
+    let mut variants: Vec<(Encoding, Bytes)> = Vec::new();
+    if matches!(content, Content::Memory) && compressible && len >= MIN_COMPRESS {
+        for (enc, sidecar) in [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)] {
+            if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity) {
+                variants.push((enc, bytes));
+            }
+        }
+    }
+
+    let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+        .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+    let ct = HeaderValue::from_str(&content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let mut reps = Vec::with_capacity(1 + variants.len());
+    let all = std::iter::once((Encoding::Identity, identity)).chain(variants);
+    for (encoding, bytes) in all {
+        let etag = match encoding {
+            Encoding::Identity => format!("\"{hash}\""),
+            Encoding::Brotli => format!("\"{hash}-br\""),
+            Encoding::Gzip => format!("\"{hash}-gz\""),
+        };
+        let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
+        let mut headers = HeaderMap::with_capacity(12);
+        headers.insert(header::CONTENT_TYPE, ct.clone());
+        let body_len = if encoding == Encoding::Identity {
+            len
+        } else {
+            bytes.len() as u64
+        };
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+        headers.insert(header::ETAG, etag.clone());
+        headers.insert(header::LAST_MODIFIED, last_modified.clone());
+        headers.insert(header::CACHE_CONTROL, cache_control.clone());
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if compressible {
+            headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        }
+        if encoding != Encoding::Identity {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(encoding.token()),
+            );
+        }
+        options.security.apply(&mut headers);
+        reps.push(Representation {
+            encoding,
+            bytes,
+            etag,
+            headers,
+        });
+    }
+    let encodings = reps.iter().skip(1).map(|r| r.encoding).collect();
+    Ok(Asset {
+        len,
+        modified_secs,
+        content,
+        reps,
+        encodings,
+        content_type: ct,
+        stamp: f.stamp,
+    })
+}
+
+/// A compressed variant: the sidecar file if it decompresses to exactly `identity` (a stale
+/// sidecar would serve wrong bytes), else compressed here; kept only if smaller.
+fn variant(enc: Encoding, sidecar: Option<&Path>, identity: &Bytes) -> Option<Bytes> {
+    if let Some(path) = sidecar {
+        match fs::read(path) {
+            Ok(data) if decompress(enc, &data).is_ok_and(|d| d == identity[..]) => {
+                return Some(data.into())
+            }
+            Ok(_) => {
+                tracing::warn!(sidecar = %path.display(), "precompressed file does not match its source; compressing anew")
+            }
+            Err(e) => {
+                tracing::warn!(sidecar = %path.display(), error = %e, "cannot read precompressed file")
+            }
+        }
+    }
+    let compressed = compress(enc, identity).ok()?;
+    (compressed.len() < identity.len()).then(|| compressed.into())
+}
+
+/// Compresses with gzip level 9 or brotli quality 11 (9 for large files).
+///
+/// # Errors
+/// Only on an internal encoder failure.
+pub fn compress(enc: Encoding, data: &[u8]) -> io::Result<Vec<u8>> {
+    match enc {
+        Encoding::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(data.len() / 3),
+                flate2::Compression::best(),
+            );
+            e.write_all(data)?;
+            e.finish()
+        }
+        Encoding::Brotli => {
+            let quality = if data.len() as u64 > BROTLI_MAX_QUALITY_LIMIT {
+                9
+            } else {
+                11
+            };
+            let mut out = Vec::with_capacity(data.len() / 3);
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 64 * 1024, quality, 22);
+                w.write_all(data)?;
+            }
+            Ok(out)
+        }
+        Encoding::Identity => Ok(data.to_vec()),
+    }
+}
+
+/// Decompresses gzip or brotli (used to check sidecars; tests use it too).
+///
+/// # Errors
+/// When the data is not valid for the coding.
+pub fn decompress(enc: Encoding, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    match enc {
+        Encoding::Gzip => {
+            flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+        }
+        Encoding::Brotli => {
+            brotli::Decompressor::new(data, 64 * 1024).read_to_end(&mut out)?;
+        }
+        Encoding::Identity => out.extend_from_slice(data),
+    }
+    Ok(out)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
+}
+
+fn hash_file(path: &Path) -> Result<String, BuildError> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buf = vec![0; 1024 * 1024];
+    loop {
+        let n = file.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(hex(ctx.finish().as_ref()))
+}
+
+/// The first 16 bytes of a digest in hex: 128 bits is plenty for an ETag.
+fn hex(digest: &[u8]) -> String {
+    use std::fmt::Write as _;
+    digest
+        .iter()
+        .take(16)
+        .fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

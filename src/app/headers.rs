@@ -1,0 +1,204 @@
+//! Cache and security header policy, content types. Everything here runs at table-build time,
+//! never per request: its results are stored in each asset's precomputed header maps.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// `Cache-Control` for assets whose file name carries a content hash.
+pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+/// `Cache-Control` for HTML entry points (index.html, also as SPA fallback): always revalidate
+/// so that a redeploy is seen at once.
+pub const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
+/// `Cache-Control` for other assets (favicon, manifest, robots.txt): short, then revalidate.
+pub const SHORT: HeaderValue = HeaderValue::from_static("public, max-age=300, must-revalidate");
+
+/// Headers sent on every response (HSTS, nosniff, referrer policy).
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders(HeaderMap);
+
+impl SecurityHeaders {
+    /// Builds the set; `hsts_max_age == 0` leaves out Strict-Transport-Security.
+    #[must_use]
+    pub fn new(hsts_max_age: u64) -> Self {
+        let mut map = HeaderMap::new();
+        if hsts_max_age > 0 {
+            let v = HeaderValue::from_str(&format!("max-age={hsts_max_age}"))
+                .unwrap_or(HeaderValue::from_static("max-age=31536000"));
+            map.insert(http::header::STRICT_TRANSPORT_SECURITY, v);
+        }
+        map.insert(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        map.insert(
+            http::header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        );
+        Self(map)
+    }
+
+    /// Copies the headers into `map`.
+    pub fn apply(&self, map: &mut HeaderMap) {
+        for (k, v) in &self.0 {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// The headers as a map.
+    #[must_use]
+    pub fn map(&self) -> &HeaderMap {
+        &self.0
+    }
+}
+
+/// The `Cache-Control` policy for a file, from its name.
+#[must_use]
+pub fn cache_control(file_name: &str, content_type: &str) -> HeaderValue {
+    if content_type.starts_with("text/html") {
+        NO_CACHE
+    } else if is_hashed_name(file_name) {
+        IMMUTABLE
+    } else {
+        SHORT
+    }
+}
+
+/// Whether a file name carries a content hash as bundlers write them: `app.3f9a1c2b.js`,
+/// `index-BtqZ8k3a.js` (Vite), `main.a1b2c3d4e5f6.chunk.css`, `chunk-7HQV2XKA.js` (esbuild).
+/// A piece after the first `.`/`-`/`_` separator qualifies when it is 8 to 64 characters of
+/// `[A-Za-z0-9]` and looks random: all hex, or digits mixed with letters, or upper case
+/// after the first character mixed with lower case. Plain words (`settings`, `Component`)
+/// do not qualify.
+#[must_use]
+pub fn is_hashed_name(file_name: &str) -> bool {
+    let stem = file_name.rsplit_once('.').map_or(file_name, |(s, _)| s);
+    stem.split(['.', '-', '_']).skip(1).any(|piece| {
+        let len_ok = (8..=64).contains(&piece.len());
+        let chars_ok = piece.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !len_ok || !chars_ok {
+            return false;
+        }
+        let hex = piece
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let digits = piece.bytes().any(|b| b.is_ascii_digit());
+        let letters = piece.bytes().any(|b| b.is_ascii_alphabetic());
+        let inner_upper = piece.bytes().skip(1).any(|b| b.is_ascii_uppercase());
+        let lower = piece.bytes().any(|b| b.is_ascii_lowercase());
+        hex || (digits && letters) || (inner_upper && lower)
+    })
+}
+
+/// The `Content-Type` for a path, with `charset=utf-8` on text types.
+#[must_use]
+pub fn content_type(path: &str) -> String {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let essence = match mime.essence_str() {
+        // The current registration; browsers accept both for modules.
+        "application/javascript" => "text/javascript",
+        other => other,
+    };
+    let texty = essence.starts_with("text/")
+        || matches!(
+            essence,
+            "application/json" | "application/manifest+json" | "application/xml" | "image/svg+xml"
+        );
+    if texty {
+        format!("{essence}; charset=utf-8")
+    } else {
+        essence.to_owned()
+    }
+}
+
+/// Whether a content type is worth compressing (text, JSON, SVG, wasm, uncompressed fonts).
+#[must_use]
+pub fn compressible(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.starts_with("text/")
+        || matches!(
+            essence,
+            "application/json"
+                | "application/manifest+json"
+                | "application/xml"
+                | "application/wasm"
+                | "image/svg+xml"
+                | "image/x-icon"
+                | "image/vnd.microsoft.icon"
+                | "image/bmp"
+                | "font/ttf"
+                | "font/otf"
+                | "application/vnd.ms-fontobject"
+        )
+}
+
+/// Sets a header from a string known to be a valid value (digits, tokens we produced).
+pub(crate) fn set(map: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        map.insert(name, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundler_hashes_are_recognised() {
+        for n in [
+            "app.3f9a1c2b.js",
+            "index-BtqZ8k3a.js",
+            "index-DiwrgTda.css",
+            "main.a1b2c3d4e5.chunk.js",
+            "chunk-7HQV2XKA.js",
+            "inter.6fb50190.woff2",
+            "logo.deadbeef.png",
+            "vendor_5c1e0f2a9b.js",
+        ] {
+            assert!(is_hashed_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn plain_names_are_not_hashed() {
+        for n in [
+            "index.html",
+            "favicon.ico",
+            "robots.txt",
+            "app.js",
+            "settings.component.js",
+            "my-settings.css",
+            "MyComponent.js",
+            "app-Settings.js",
+            "3f9a1c2b.js",
+            "readme.md",
+        ] {
+            assert!(!is_hashed_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn text_types_carry_utf8_charset() {
+        assert_eq!(content_type("/index.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("/a.js"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("/a.css"), "text/css; charset=utf-8");
+        assert_eq!(
+            content_type("/m.webmanifest"),
+            "application/manifest+json; charset=utf-8"
+        );
+        assert_eq!(content_type("/f.woff2"), "font/woff2");
+        assert_eq!(content_type("/x.png"), "image/png");
+        assert_eq!(content_type("/noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn cache_policy_follows_the_name() {
+        assert_eq!(
+            cache_control("index.html", "text/html; charset=utf-8"),
+            NO_CACHE
+        );
+        assert_eq!(
+            cache_control("app.3f9a1c2b.js", "text/javascript"),
+            IMMUTABLE
+        );
+        assert_eq!(cache_control("favicon.ico", "image/x-icon"), SHORT);
+    }
+}

@@ -1,0 +1,550 @@
+//! The HTTP application: ONE tower [`Service`] ([`AssetService`]) that answers every request
+//! from the current [`AssetTable`]. It owns routing (exact asset, directory index, SPA
+//! fallback, 404), method rules, conditional and range requests, content negotiation and
+//! the header policy. It knows nothing about sockets or TLS, so it is tested with `oneshot`.
+//!
+//! Hot path: decode the path (no copy unless it has `%`), one hash lookup, negotiate the
+//! coding, clone a precomputed header map, slice `Bytes`. Only assets streamed from disk
+//! take an async step (opening the file on the blocking pool).
+
+pub mod assets;
+pub mod body;
+pub mod encoding;
+pub mod headers;
+pub mod path;
+pub mod range;
+pub(crate) mod watch;
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+pub use assets::{Asset, AssetTable, BuildError, BuildOptions};
+pub use body::Body;
+use body::Part;
+use encoding::Encoding;
+pub use headers::SecurityHeaders;
+use range::Ranges;
+
+/// How the site is served; fixed for the life of the server.
+#[derive(Debug, Clone)]
+pub struct SiteOptions {
+    /// Directory of the built app.
+    pub root: PathBuf,
+    /// SPA fallback: unknown extensionless paths get index.html.
+    pub spa: bool,
+    /// Request-target length limit (414 beyond).
+    pub max_uri_length: usize,
+    /// Table build options (stream threshold, security headers).
+    pub build: BuildOptions,
+}
+
+/// The served site: options plus the current asset table, swappable at run time.
+#[derive(Debug)]
+pub struct Site {
+    options: SiteOptions,
+    table: ArcSwap<AssetTable>,
+    boundary: Box<str>,
+}
+
+impl Site {
+    /// Loads the root into a first table.
+    ///
+    /// # Errors
+    /// [`BuildError`] when the root cannot be read or has no index.html.
+    pub fn load(options: SiteOptions) -> Result<Arc<Self>, BuildError> {
+        let table = AssetTable::build(&options.root, &options.build, None)?;
+        let mut seed = [0u8; 12];
+        // A random boundary per process; failure only makes it predictable, not wrong.
+        let _ = aws_lc_rs::rand::fill(&mut seed);
+        let boundary = seed.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        Ok(Arc::new(Self {
+            options,
+            table: ArcSwap::from_pointee(table),
+            boundary: boundary.into(),
+        }))
+    }
+
+    /// The current table.
+    #[must_use]
+    pub fn table(&self) -> Arc<AssetTable> {
+        self.table.load_full()
+    }
+
+    /// The options the site was loaded with.
+    #[must_use]
+    pub fn options(&self) -> &SiteOptions {
+        &self.options
+    }
+
+    /// Rebuilds the table if files changed on disk and swaps it in; requests in flight
+    /// finish on the old one. Returns the new generation, or `None` if nothing changed. A
+    /// tree without index.html (a deploy half-copied) keeps the old table.
+    ///
+    /// # Errors
+    /// [`BuildError`]; the old table stays in service.
+    pub fn reload(&self) -> Result<Option<u64>, BuildError> {
+        let current = self.table.load_full();
+        if !current.is_stale(&self.options.root)? {
+            return Ok(None);
+        }
+        let next = AssetTable::build(&self.options.root, &self.options.build, Some(&current))?;
+        let generation = next.generation();
+        self.table.store(Arc::new(next));
+        Ok(Some(generation))
+    }
+}
+
+/// The asset-serving tower `Service`. Cheap to clone (one `Arc`).
+#[derive(Debug, Clone)]
+pub struct AssetService {
+    site: Arc<Site>,
+}
+
+impl AssetService {
+    /// A service over a loaded site.
+    #[must_use]
+    pub fn new(site: Arc<Site>) -> Self {
+        Self { site }
+    }
+
+    /// The site this service answers from.
+    #[must_use]
+    pub fn site(&self) -> &Arc<Site> {
+        &self.site
+    }
+}
+
+impl<B> tower::Service<Request<B>> for AssetService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> ResponseFuture {
+        self.respond(req.method(), req.uri(), req.headers())
+    }
+}
+
+/// The future of [`AssetService`]: ready at once unless a file must be opened.
+pub enum ResponseFuture {
+    /// The response is built.
+    Ready(Option<Response<Body>>),
+    /// Opening a streamed file on the blocking pool.
+    Open(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
+}
+
+impl std::fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ready(_) => "ResponseFuture::Ready",
+            Self::Open(_) => "ResponseFuture::Open",
+        })
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Ready(r) => {
+                Poll::Ready(Ok(r.take().unwrap_or_else(|| Response::new(Body::empty()))))
+            }
+            Self::Open(f) => f.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// What a request resolved to.
+enum Target {
+    Asset(Arc<Asset>, StatusCode),
+    Redirect(String),
+}
+
+impl AssetService {
+    fn respond(&self, method: &Method, uri: &http::Uri, req_headers: &HeaderMap) -> ResponseFuture {
+        let security = &self.site.options.build.security;
+        let ready = |r| ResponseFuture::Ready(Some(r));
+        let head = *method == Method::HEAD;
+        if *method != Method::GET && !head {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "405 Method Not Allowed: this server answers GET and HEAD\n",
+                security,
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return ready(r);
+        }
+        let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+        if target_len > self.site.options.max_uri_length {
+            return ready(text(
+                StatusCode::URI_TOO_LONG,
+                "414 URI Too Long\n",
+                security,
+            ));
+        }
+        let table = self.site.table.load();
+        let target = match self.resolve(&table, uri) {
+            Ok(t) => t,
+            Err(status) => {
+                let msg = if status == StatusCode::BAD_REQUEST {
+                    "400 Bad Request: malformed path\n"
+                } else {
+                    "404 Not Found\n"
+                };
+                return ready(text(status, msg, security));
+            }
+        };
+        let (asset, status) = match target {
+            Target::Redirect(location) => {
+                let mut r = text(
+                    StatusCode::PERMANENT_REDIRECT,
+                    "308 Permanent Redirect\n",
+                    security,
+                );
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                return ready(r);
+            }
+            Target::Asset(a, s) => (a, s),
+        };
+        let source = match &asset.content {
+            assets::Content::Memory => Source::Memory,
+            assets::Content::File(path) => {
+                let path = path.clone();
+                let (method, req_headers) = (method.clone(), req_headers.clone());
+                let this = self.clone();
+                return ResponseFuture::Open(Box::pin(async move {
+                    match open_checked(path, &asset).await {
+                        Ok(file) => {
+                            this.serve(&asset, status, &method, &req_headers, &Source::File(file))
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "streamed file changed or vanished; answering 503 until the reload");
+                            let mut r = text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "503 Service Unavailable: file is being replaced\n",
+                                &this.site.options.build.security,
+                            );
+                            r.headers_mut()
+                                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                            r
+                        }
+                    }
+                }));
+            }
+        };
+        ready(self.serve(&asset, status, method, req_headers, &source))
+    }
+
+    /// Maps the request path to an asset: exact file, directory index, redirect to add the
+    /// slash of a directory, SPA fallback to index.html, the site's 404.html, or a status.
+    fn resolve(&self, table: &AssetTable, uri: &http::Uri) -> Result<Target, StatusCode> {
+        let decoded = match path::decode(uri.path()) {
+            Ok(p) => p,
+            Err(path::PathError::Malformed) => return Err(StatusCode::BAD_REQUEST),
+            Err(path::PathError::Forbidden) => return Err(StatusCode::NOT_FOUND),
+        };
+        if let Some(asset) = table.get(&decoded) {
+            return Ok(Target::Asset(Arc::clone(asset), StatusCode::OK));
+        }
+        if table.dirs.contains(&*decoded) {
+            let mut location = format!("{}/", uri.path());
+            if let Some(q) = uri.query() {
+                location.push('?');
+                location.push_str(q);
+            }
+            return Ok(Target::Redirect(location));
+        }
+        if self.site.options.spa
+            && !path::has_extension(&decoded)
+            && !decoded.starts_with("/.well-known/")
+        {
+            return Ok(Target::Asset(Arc::clone(&table.index), StatusCode::OK));
+        }
+        match &table.not_found {
+            Some(page) => Ok(Target::Asset(Arc::clone(page), StatusCode::NOT_FOUND)),
+            None => Err(StatusCode::NOT_FOUND),
+        }
+    }
+
+    fn serve(
+        &self,
+        asset: &Asset,
+        status: StatusCode,
+        method: &Method,
+        req: &HeaderMap,
+        source: &Source,
+    ) -> Response<Body> {
+        let security = &self.site.options.build.security;
+        let head = *method == Method::HEAD;
+        let range_header = req
+            .get(header::RANGE)
+            .filter(|_| status == StatusCode::OK && !head);
+        // Ranges address the identity representation; compressed ones are for whole bodies.
+        let encoding = if range_header.is_some() {
+            Encoding::Identity
+        } else {
+            encoding::negotiate(
+                req.get(header::ACCEPT_ENCODING).map(HeaderValue::as_bytes),
+                &asset.encodings,
+            )
+        };
+        let rep = asset.rep(encoding);
+
+        if status == StatusCode::OK {
+            if let Some(pre) = preconditions(asset, &rep.etag, req) {
+                return if pre == StatusCode::NOT_MODIFIED {
+                    let mut headers = rep.headers.clone();
+                    for h in [
+                        header::CONTENT_LENGTH,
+                        header::CONTENT_TYPE,
+                        header::CONTENT_ENCODING,
+                        header::ACCEPT_RANGES,
+                    ] {
+                        headers.remove(h);
+                    }
+                    with_headers(StatusCode::NOT_MODIFIED, headers, Body::empty())
+                } else {
+                    text(pre, "412 Precondition Failed\n", security)
+                };
+            }
+        }
+
+        let full = |source: &Source| -> Body {
+            if head {
+                Body::empty()
+            } else {
+                Body::from_parts(vec![source.part(rep, 0, asset_len(asset, rep))])
+            }
+        };
+        let Some(range_value) = range_header else {
+            let mut headers = rep.headers.clone();
+            if status != StatusCode::OK {
+                headers.insert(header::CACHE_CONTROL, headers::NO_CACHE);
+            }
+            return with_headers(status, headers, full(source));
+        };
+        if !if_range_holds(asset, &rep.etag, req) {
+            return with_headers(status, rep.headers.clone(), full(source));
+        }
+        match range::parse(range_value.as_bytes(), asset.len) {
+            Ranges::Ignore => with_headers(status, rep.headers.clone(), full(source)),
+            Ranges::Unsatisfiable => {
+                let mut r = text(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "416 Range Not Satisfiable\n",
+                    security,
+                );
+                headers::set(
+                    r.headers_mut(),
+                    header::CONTENT_RANGE,
+                    &format!("bytes */{}", asset.len),
+                );
+                r.headers_mut()
+                    .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+                r
+            }
+            Ranges::Satisfiable(ranges) if ranges.len() == 1 => {
+                let r = &ranges[0];
+                let mut headers = rep.headers.clone();
+                headers::set(
+                    &mut headers,
+                    header::CONTENT_RANGE,
+                    &format!("bytes {}-{}/{}", r.start, r.end - 1, asset.len),
+                );
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(r.end - r.start));
+                with_headers(
+                    StatusCode::PARTIAL_CONTENT,
+                    headers,
+                    Body::from_parts(vec![source.part(rep, r.start, r.end - r.start)]),
+                )
+            }
+            Ranges::Satisfiable(ranges) => {
+                let ct = asset
+                    .content_type
+                    .to_str()
+                    .unwrap_or("application/octet-stream");
+                let mut parts = Vec::with_capacity(ranges.len() * 2 + 1);
+                for (i, r) in ranges.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "\r\n" };
+                    let head =
+                        format!(
+                        "{sep}--{b}\r\nContent-Type: {ct}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
+                        r.start, r.end - 1, asset.len, b = self.site.boundary
+                    );
+                    parts.push(Part::Bytes(Bytes::from(head)));
+                    parts.push(source.part(rep, r.start, r.end - r.start));
+                }
+                let mut tail = BytesMut::new();
+                tail.put_slice(format!("\r\n--{}--\r\n", self.site.boundary).as_bytes());
+                parts.push(Part::Bytes(tail.freeze()));
+                let body = Body::from_parts(parts);
+                let mut headers = rep.headers.clone();
+                headers::set(
+                    &mut headers,
+                    header::CONTENT_TYPE,
+                    &format!("multipart/byteranges; boundary={}", self.site.boundary),
+                );
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.remaining()));
+                with_headers(StatusCode::PARTIAL_CONTENT, headers, body)
+            }
+        }
+    }
+}
+
+fn asset_len(asset: &Asset, rep: &assets::Representation) -> u64 {
+    if rep.encoding == Encoding::Identity {
+        asset.len
+    } else {
+        rep.bytes.len() as u64
+    }
+}
+
+/// Where the bytes of a response come from.
+enum Source {
+    Memory,
+    File(Arc<File>),
+}
+
+impl Source {
+    fn part(&self, rep: &assets::Representation, offset: u64, len: u64) -> Part {
+        match self {
+            Self::Memory => {
+                let (a, b) = (
+                    usize::try_from(offset).unwrap_or(usize::MAX),
+                    usize::try_from(offset + len).unwrap_or(usize::MAX),
+                );
+                Part::Bytes(
+                    rep.bytes
+                        .slice(a.min(rep.bytes.len())..b.min(rep.bytes.len())),
+                )
+            }
+            Self::File(file) => Part::File {
+                file: Arc::clone(file),
+                offset,
+                len,
+            },
+        }
+    }
+}
+
+/// Opens a streamed file and checks it is still the one the table describes.
+async fn open_checked(path: PathBuf, asset: &Asset) -> std::io::Result<Arc<File>> {
+    let (len, modified) = (asset.len, asset.modified_secs);
+    tokio::task::spawn_blocking(move || {
+        let file = File::open(&path)?;
+        let meta = file.metadata()?;
+        let secs = meta
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if meta.len() != len || secs != modified {
+            return Err(std::io::Error::other(format!(
+                "{} changed on disk",
+                path.display()
+            )));
+        }
+        Ok(Arc::new(file))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// RFC 9110 §13.2.2 order: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since.
+/// Returns 412 or 304 when a precondition decides the answer.
+fn preconditions(asset: &Asset, etag: &HeaderValue, req: &HeaderMap) -> Option<StatusCode> {
+    if let Some(im) = req.get(header::IF_MATCH) {
+        if !etag_list_matches(im.as_bytes(), etag.as_bytes(), false) {
+            return Some(StatusCode::PRECONDITION_FAILED);
+        }
+    } else if let Some(since) = req.get(header::IF_UNMODIFIED_SINCE).and_then(http_date) {
+        if asset.modified_secs > since {
+            return Some(StatusCode::PRECONDITION_FAILED);
+        }
+    }
+    if let Some(inm) = req.get(header::IF_NONE_MATCH) {
+        if etag_list_matches(inm.as_bytes(), etag.as_bytes(), true) {
+            return Some(StatusCode::NOT_MODIFIED);
+        }
+    } else if let Some(since) = req.get(header::IF_MODIFIED_SINCE).and_then(http_date) {
+        if asset.modified_secs <= since {
+            return Some(StatusCode::NOT_MODIFIED);
+        }
+    }
+    None
+}
+
+/// If-Range: the range applies only if the validator still matches (strong comparison for
+/// ETags, exact Last-Modified for dates).
+fn if_range_holds(asset: &Asset, etag: &HeaderValue, req: &HeaderMap) -> bool {
+    let Some(v) = req.get(header::IF_RANGE) else {
+        return true;
+    };
+    let b = v.as_bytes();
+    if b.starts_with(b"\"") || b.starts_with(b"W/") {
+        return b == etag.as_bytes();
+    }
+    http_date(v).is_some_and(|t| t == asset.modified_secs)
+}
+
+fn http_date(v: &HeaderValue) -> Option<u64> {
+    let t = httpdate::parse_http_date(v.to_str().ok()?).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// Whether `etag` is in an `If-Match`/`If-None-Match` list (`*` matches any). Weak
+/// comparison ignores `W/`; strong comparison never matches a weak tag.
+fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
+    list.split(|&b| b == b',').any(|item| {
+        let item = item.trim_ascii();
+        if item == b"*" {
+            return true;
+        }
+        match item.strip_prefix(b"W/") {
+            Some(opaque) => weak && opaque == etag,
+            None => item == etag,
+        }
+    })
+}
+
+fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
+}
+
+/// A short text/plain answer with the security headers; used for every error status.
+#[must_use]
+pub fn text(status: StatusCode, msg: &'static str, security: &SecurityHeaders) -> Response<Body> {
+    let mut headers = security.map().clone();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(msg.len()));
+    headers.insert(header::CACHE_CONTROL, headers::NO_CACHE);
+    with_headers(
+        status,
+        headers,
+        Body::from_bytes(Bytes::from_static(msg.as_bytes())),
+    )
+}

@@ -1,0 +1,221 @@
+//! Command-line interface: clap derive structs only. Every flag is also an environment
+//! variable `RAMPART_<FLAG>`; defaults are shown in `--help`. Values are turned into a
+//! validated [`crate::Config`] by [`crate::config`], never used directly.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// rampart: an HTTPS server for single-page web apps.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; without a subcommand, `serve`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the single-page app over HTTPS (the default).
+    Serve(ServeArgs),
+}
+
+/// What to do with a plaintext HTTP request that arrives on the HTTPS port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlaintextMode {
+    /// Answer `308 Permanent Redirect` to the https:// URL.
+    Redirect,
+    /// Answer `400 Bad Request` with a body saying the port speaks HTTPS.
+    Reject,
+}
+
+/// Flags of `rampart serve`.
+#[derive(Debug, Clone, Args)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct ServeArgs {
+    /// Directory holding the built app (must contain index.html).
+    #[arg(long, env = "RAMPART_ROOT", default_value = "www", value_parser = no_stray_quotes)]
+    pub root: String,
+
+    /// Address to serve HTTPS on; repeat for several.
+    #[arg(long, env = "RAMPART_LISTEN", value_delimiter = ',', default_value = "127.0.0.1:8443",
+          value_parser = parse_addr)]
+    pub listen: Vec<SocketAddr>,
+
+    /// Certificate chain (PEM, leaf first). Without --cert/--key a development CA and
+    /// certificate are created under --dev-cert-dir.
+    #[arg(long, env = "RAMPART_CERT", requires = "key", value_parser = no_stray_quotes)]
+    pub cert: Option<String>,
+
+    /// Private key (PEM: PKCS#8, RSA or SEC1) matching --cert.
+    #[arg(long, env = "RAMPART_KEY", requires = "cert", value_parser = no_stray_quotes)]
+    pub key: Option<String>,
+
+    /// Where the development CA and certificate are kept (created when missing).
+    #[arg(long, env = "RAMPART_DEV_CERT_DIR", default_value = "certs/dev", value_parser = no_stray_quotes)]
+    pub dev_cert_dir: String,
+
+    /// Optional cleartext address whose requests are redirected (308) to https://.
+    #[arg(long, env = "RAMPART_HTTP_LISTEN", value_parser = parse_addr)]
+    pub http_listen: Option<SocketAddr>,
+
+    /// Tokio worker threads [default: number of cores].
+    #[arg(long, env = "RAMPART_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// TLS session cache size (entries) for session-ID resumption.
+    #[arg(long, env = "RAMPART_SESSION_CACHE", default_value_t = 65536)]
+    pub session_cache: usize,
+
+    /// Serve index.html for unknown extensionless paths (client-side routes).
+    #[arg(
+        long,
+        env = "RAMPART_SPA",
+        overrides_with = "no_spa",
+        default_value_t = true
+    )]
+    pub spa: bool,
+
+    /// Disable the SPA fallback: unknown paths get 404.
+    #[arg(long = "no-spa", overrides_with = "spa")]
+    pub no_spa: bool,
+
+    /// Strict-Transport-Security max-age in seconds; 0 omits the header.
+    #[arg(long, env = "RAMPART_HSTS_MAX_AGE", default_value_t = 31_536_000)]
+    pub hsts_max_age: u64,
+
+    /// What a plaintext HTTP request on the HTTPS port gets.
+    #[arg(long, env = "RAMPART_PLAINTEXT", value_enum, default_value_t = PlaintextMode::Redirect)]
+    pub plaintext: PlaintextMode,
+
+    /// Log filter (tracing EnvFilter syntax: `info`, `rampart=debug`, ...).
+    #[arg(long, env = "RAMPART_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Deadline for first bytes plus TLS handshake.
+    #[arg(long, env = "RAMPART_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Deadline for a whole request head once its first byte arrived (slowloris).
+    #[arg(long, env = "RAMPART_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Idle keep-alive connections (and stalled transfers) are closed after this long.
+    #[arg(long, env = "RAMPART_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, in-flight responses get this long to finish.
+    #[arg(long, env = "RAMPART_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Maximum open client connections; further clients wait in the listen backlog.
+    #[arg(long, env = "RAMPART_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Maximum request head size in bytes (HTTP/1.1: 431 beyond; HTTP/2: header list size).
+    #[arg(long, env = "RAMPART_MAX_HEADER_SIZE", default_value_t = 32 * 1024)]
+    pub max_header_size: usize,
+
+    /// Maximum number of request header fields (431 beyond).
+    #[arg(long, env = "RAMPART_MAX_HEADERS", default_value_t = 100)]
+    pub max_headers: usize,
+
+    /// Maximum request-target length in bytes (414 beyond).
+    #[arg(long, env = "RAMPART_MAX_URI_LENGTH", default_value_t = 8 * 1024)]
+    pub max_uri_length: usize,
+
+    /// Maximum concurrent HTTP/2 streams per connection.
+    #[arg(long, env = "RAMPART_H2_MAX_STREAMS", default_value_t = 128)]
+    pub h2_max_streams: u32,
+
+    /// Files larger than this (bytes) are streamed from disk instead of held in memory.
+    #[arg(long, env = "RAMPART_STREAM_THRESHOLD", default_value_t = 8 * 1024 * 1024)]
+    pub stream_threshold: u64,
+
+    /// How often the root is checked for a redeploy; 0 turns watching off.
+    #[arg(long, env = "RAMPART_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub watch_interval: Duration,
+}
+
+/// Refuses values wrapped in quotes or padded with whitespace: a config that writes
+/// `"0.0.0.0:443"` with its quotes is a mistake to report, never to guess around.
+///
+/// # Errors
+/// Returns a message that shows the value.
+pub fn no_stray_quotes(value: &str) -> Result<String, String> {
+    if value.trim() != value {
+        return Err(format!("{value:?} has surrounding whitespace"));
+    }
+    if value.starts_with(['"', '\'']) || value.ends_with(['"', '\'']) {
+        return Err(format!("{value:?} is wrapped in stray quotes"));
+    }
+    Ok(value.to_owned())
+}
+
+/// Parses `IP:PORT` (IPv6 as `[::1]:8443`), refusing stray quotes and whitespace.
+///
+/// # Errors
+/// Returns a message that shows the value and the expected form.
+pub fn parse_addr(value: &str) -> Result<SocketAddr, String> {
+    let value = no_stray_quotes(value)?;
+    value.parse().map_err(|_| {
+        format!("{value:?} is not an IP:PORT address (e.g. 127.0.0.1:8443 or [::1]:8443)")
+    })
+}
+
+/// Parses a duration: `250ms`, `10s`, `5m`, `1h`, or plain seconds (`30`).
+///
+/// # Errors
+/// Returns a message that shows the value and the accepted units.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = no_stray_quotes(value)?;
+    let bad = || format!("{value:?} is not a duration (e.g. 500ms, 10s, 5m, 1h)");
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10 s").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn quoted_or_padded_values_are_refused_with_the_value_shown() {
+        let err = parse_addr("\"0.0.0.0:443\"").unwrap_err();
+        assert!(
+            err.contains("stray quotes") && err.contains("0.0.0.0:443"),
+            "{err}"
+        );
+        assert!(parse_addr(" 127.0.0.1:1")
+            .unwrap_err()
+            .contains("whitespace"));
+        assert_eq!(parse_addr("[::1]:8443").unwrap().port(), 8443);
+    }
+}

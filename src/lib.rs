@@ -1,0 +1,75 @@
+//! rampart: an HTTPS server for single-page web apps.
+//!
+//! # The path of a connection
+//! ```text
+//! accept loop (server/mod.rs)      accepts, takes a connection slot, spawns; never waits on a client
+//!   └ connection task (server/connection.rs), under one handshake deadline:
+//!       sniff first bytes (server/sniff.rs) ── plaintext HTTP ─> 308/400 (server/plaintext.rs), close
+//!       │                                 └─ garbage ─> close, warn with peer
+//!       TLS handshake (tls/: rustls, sharded session cache, ticketer, swappable cert)
+//!       HTTP/1.1 or HTTP/2 by ALPN (hyper), deadlines: header, idle, stall; shutdown tokens
+//!         └ AssetService (app/): one tower Service over the in-memory AssetTable
+//!       close path (server/io.rs): close_notify, then lingering close - on every exit
+//! redeploy watcher (app/watch.rs)   rebuilds the table when files change, swaps it atomically
+//! shutdown (server/shutdown.rs)     SIGTERM/SIGINT: stop accepting, drain, close_notify, exit
+//! ```
+//!
+//! # Embedding
+//! [`Config`] holds every setting ([`Config::new`] gives the defaults). [`Server::bind`]
+//! does all start-up work that can fail; [`Server::run`] serves until a future completes.
+//! [`app::AssetService`] is the asset-serving tower `Service` on its own, for use inside
+//! another hyper or axum server. See `examples/embed.rs`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+
+pub use app::{AssetService, Site, SiteOptions};
+pub use config::{CertSource, Config};
+pub use error::{Error, Result};
+pub use server::{Server, ShutdownSummary};
+
+/// Runs the server described by `config` on a new multi-threaded (work-stealing) tokio
+/// runtime with `config.workers` threads, until SIGTERM or SIGINT; then drains and returns.
+///
+/// # Errors
+/// Any start-up [`Error`]; the runtime itself failing to start is reported as
+/// [`Error::Other`].
+pub fn run(config: Config) -> Result<ShutdownSummary> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers)
+        .thread_name("rampart-worker")
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Other {
+            context: "starting the tokio runtime".into(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        let server = Server::bind(config).await?;
+        announce(&server);
+        server.run(server::shutdown::signal()).await
+    })
+}
+
+fn announce(server: &Server) {
+    let addrs = server.local_addrs();
+    let table = server.site().table();
+    for addr in &addrs {
+        tracing::info!(url = %format!("https://{addr}/"), files = table.files(), bytes = table.bytes(), "serving");
+    }
+    if let (Some(dev), Some(addr)) = (server.dev_cert(), addrs.first()) {
+        let verb = if dev.created { "created" } else { "using" };
+        eprintln!(
+            "rampart: {verb} a development certificate for localhost, 127.0.0.1 and ::1.\n\
+             \x20 Trust its CA to connect without warnings: {ca}\n\
+             \x20 e.g.  curl --cacert {ca} https://{addr}/\n\
+             \x20 (see certs/README.md for browsers and system stores; never use it in production)",
+            ca = dev.ca.display()
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! One client connection, from the first byte to the close: sniff (TLS, plaintext HTTP or
+//! garbage) and TLS handshake under one deadline, then HTTP/1.1 or HTTP/2 chosen from ALPN,
+//! driven with the header, idle and stall deadlines and the shutdown tokens. Every failure is
+//! confined to this task, logged with the peer, and ends in the close path of
+//! [`super::io::ConnIo`] (close_notify + lingering close).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
+use rustls::server::Acceptor;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::io::{close_gracefully, ConnIo, ConnState, Deadline, InFlight, Prefixed};
+use super::sniff::{self, Sniff};
+use super::{plaintext, Shared};
+use crate::app::{AssetService, Body};
+use crate::telemetry::{FailureClass, Metrics};
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// HTTPS (plaintext requests get the plaintext answer).
+    Tls,
+    /// The `--http-listen` port: every request is redirected.
+    Redirect,
+}
+
+/// Serves one accepted connection to its end.
+pub(crate) async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+    kind: Kind,
+) {
+    let deadline = Instant::now() + shared.limits.handshake_timeout;
+    if kind == Kind::Redirect {
+        let mut tcp = tcp;
+        let outcome = plaintext::answer(
+            &mut tcp,
+            Vec::new(),
+            deadline,
+            local,
+            shared.https_port,
+            crate::cli::PlaintextMode::Redirect,
+        )
+        .await;
+        log_plaintext(&shared, peer, &outcome, false);
+        close_gracefully(tcp, false).await;
+        return;
+    }
+
+    // Sniff by reading; the bytes are replayed to whoever handles the connection next.
+    let mut tcp = tcp;
+    let mut first = Vec::with_capacity(sniff::MAX_SNIFF);
+    let verdict = loop {
+        match sniff::classify(&first) {
+            Sniff::NeedMore => {}
+            v => break Ok(v),
+        }
+        let mut byte = [0u8; sniff::MAX_SNIFF];
+        let want = sniff::MAX_SNIFF - first.len();
+        match tokio::time::timeout_at(deadline, tcp.read(&mut byte[..want])).await {
+            Err(_) => break Err(FailureClass::Timeout),
+            Ok(Ok(0) | Err(_)) => break Err(FailureClass::Eof),
+            Ok(Ok(n)) => first.extend_from_slice(&byte[..n]),
+        }
+    };
+    match verdict {
+        Ok(Sniff::Tls) => {}
+        Ok(Sniff::Http) => {
+            let outcome = plaintext::answer(
+                &mut tcp,
+                first,
+                deadline,
+                local,
+                shared.https_port,
+                shared.limits.plaintext,
+            )
+            .await;
+            log_plaintext(&shared, peer, &outcome, true);
+            close_gracefully(tcp, false).await;
+            return;
+        }
+        Ok(_) => {
+            handshake_failed(
+                &shared,
+                peer,
+                None,
+                None,
+                FailureClass::NotTls,
+                &format!("first bytes {first:02x?} are not a TLS handshake"),
+            );
+            return;
+        }
+        Err(class) => {
+            if !(class == FailureClass::Eof && first.is_empty()) {
+                handshake_failed(
+                    &shared,
+                    peer,
+                    None,
+                    None,
+                    class,
+                    "before the first TLS record",
+                );
+            } else {
+                // A bare connect-and-close (port scanners, load-balancer TCP checks).
+                Metrics::inc(&shared.metrics.handshake_failures[1]);
+            }
+            return;
+        }
+    }
+
+    let io = Prefixed::new(first, tcp);
+    let mut acceptor = std::pin::pin!(LazyConfigAcceptor::new(Acceptor::default(), io));
+    let start = match tokio::time::timeout_at(deadline, acceptor.as_mut()).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(e)) => {
+            let (class, why) = classify_error(&e);
+            handshake_failed(
+                &shared,
+                peer,
+                None,
+                None,
+                class,
+                &format!("ClientHello: {why}"),
+            );
+            return;
+        }
+        Err(_) => {
+            handshake_failed(
+                &shared,
+                peer,
+                None,
+                None,
+                FailureClass::Timeout,
+                "ClientHello did not arrive in time",
+            );
+            return;
+        }
+    };
+    let hello = start.client_hello();
+    let sni = hello.server_name().map(str::to_owned);
+    let alpn: Vec<String> = hello
+        .alpn()
+        .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
+        .unwrap_or_default();
+    let tls =
+        match tokio::time::timeout_at(deadline, start.into_stream(Arc::clone(&shared.tls))).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                let (class, why) = classify_error(&e);
+                handshake_failed(&shared, peer, sni.as_deref(), Some(&alpn), class, &why);
+                return;
+            }
+            Err(_) => {
+                handshake_failed(
+                    &shared,
+                    peer,
+                    sni.as_deref(),
+                    Some(&alpn),
+                    FailureClass::Timeout,
+                    "handshake did not complete in time",
+                );
+                return;
+            }
+        };
+    let conn = tls.get_ref().1;
+    match conn.handshake_kind() {
+        Some(rustls::HandshakeKind::Resumed) => Metrics::inc(&shared.metrics.handshakes_resumed),
+        Some(rustls::HandshakeKind::FullWithHelloRetryRequest) => {
+            Metrics::inc(&shared.metrics.handshakes_full_hrr)
+        }
+        _ => Metrics::inc(&shared.metrics.handshakes_full),
+    }
+    let h2 = conn.alpn_protocol() == Some(b"h2");
+    tracing::debug!(%peer, sni = sni.as_deref().unwrap_or("none"), version = ?conn.protocol_version(), kind = ?conn.handshake_kind(), h2, "tls established");
+
+    let state = Arc::new(ConnState::new(!h2));
+    let io = TokioIo::new(ConnIo::new(tls, Arc::clone(&state), shared.tracker.token()));
+    let svc = ConnService {
+        app: shared.app.clone(),
+        state: Arc::clone(&state),
+        metrics: Arc::clone(&shared.metrics),
+        h2,
+    };
+    let limits = &shared.limits;
+    let result = if h2 {
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+            .initial_stream_window_size(1024 * 1024)
+            .initial_connection_window_size(4 * 1024 * 1024)
+            .max_send_buf_size(1024 * 1024);
+        drive(b.serve_connection(io, svc), &state, &shared).await
+    } else {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            // Deadlines are ours (ConnState): hyper's would also cut idle keep-alive.
+            .header_read_timeout(None)
+            .max_buf_size(limits.max_header_size.max(8192))
+            .max_headers(limits.max_headers)
+            .half_close(false);
+        drive(b.serve_connection(io, svc), &state, &shared).await
+    };
+    if let Err(why) = result {
+        tracing::debug!(%peer, h2, reason = %why, "connection ended with an error");
+    }
+}
+
+/// Runs a hyper connection under the deadlines and shutdown tokens.
+async fn drive<C>(conn: C, state: &ConnState, shared: &Shared) -> Result<(), String>
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    let limits = &shared.limits;
+    loop {
+        let next = match state.check(limits.header_timeout, limits.idle_timeout) {
+            Deadline::Next(at) => at,
+            Deadline::Idle if !closing => {
+                Metrics::inc(&shared.metrics.connections_closed_idle);
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+                continue;
+            }
+            Deadline::Idle | Deadline::Stalled => {
+                Metrics::inc(&shared.metrics.connections_closed_stalled);
+                return Err("no progress for the idle timeout".into());
+            }
+            Deadline::HeaderTimeout => {
+                Metrics::inc(&shared.metrics.connections_closed_header_timeout);
+                return Err("request head not complete within the header timeout".into());
+            }
+        };
+        tokio::select! {
+            res = conn.as_mut() => return res.map_err(|e| e.to_string()),
+            () = shared.tokens.graceful.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = shared.tokens.force.cancelled() => return Err("shutdown deadline passed".into()),
+            () = state.wake.notified() => {}
+            () = tokio::time::sleep_until(next) => {}
+        }
+    }
+}
+
+/// The per-connection hyper service: counts requests in flight (for the deadlines) around
+/// the shared [`AssetService`].
+#[derive(Clone)]
+struct ConnService {
+    app: AssetService,
+    state: Arc<ConnState>,
+    metrics: Arc<Metrics>,
+    h2: bool,
+}
+
+impl hyper::service::Service<http::Request<Incoming>> for ConnService {
+    type Response = http::Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = ConnFuture;
+
+    fn call(&self, req: http::Request<Incoming>) -> ConnFuture {
+        self.state.request_started();
+        Metrics::inc(if self.h2 {
+            &self.metrics.requests_h2
+        } else {
+            &self.metrics.requests_h1
+        });
+        let guard = InFlight(Arc::clone(&self.state));
+        let inner = tower::Service::call(&mut self.app.clone(), req);
+        ConnFuture {
+            inner,
+            guard: Some(guard),
+        }
+    }
+}
+
+struct ConnFuture {
+    inner: crate::app::ResponseFuture,
+    guard: Option<InFlight>,
+}
+
+impl Future for ConnFuture {
+    type Output = Result<http::Response<Body>, std::convert::Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let res = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        Poll::Ready(res.map(|r| match this.guard.take() {
+            Some(g) => r.map(|b| b.with_guard(g)),
+            None => r,
+        }))
+    }
+}
+
+/// Maps a handshake error to a class and a precise reason.
+fn classify_error(e: &std::io::Error) -> (FailureClass, String) {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return match tls {
+            rustls::Error::AlertReceived(a) => (
+                FailureClass::AlertReceived,
+                format!("alert_received({a:?})"),
+            ),
+            rustls::Error::InvalidMessage(m) => (
+                FailureClass::AlertSent,
+                format!("alert_sent(decode_error): {m:?}"),
+            ),
+            rustls::Error::PeerIncompatible(p) => (
+                FailureClass::AlertSent,
+                format!("alert_sent(handshake_failure): {p:?}"),
+            ),
+            rustls::Error::PeerMisbehaved(p) => (
+                FailureClass::AlertSent,
+                format!("alert_sent(illegal_parameter): {p:?}"),
+            ),
+            rustls::Error::NoApplicationProtocol => (
+                FailureClass::AlertSent,
+                "alert_sent(no_application_protocol)".into(),
+            ),
+            rustls::Error::DecryptError => {
+                (FailureClass::AlertSent, "alert_sent(bad_record_mac)".into())
+            }
+            other => (
+                FailureClass::ProtocolError,
+                format!("protocol_error({other})"),
+            ),
+        };
+    }
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => (
+            FailureClass::Eof,
+            "eof: peer closed during the handshake".into(),
+        ),
+        std::io::ErrorKind::ConnectionReset => {
+            (FailureClass::Eof, "eof: connection reset by peer".into())
+        }
+        std::io::ErrorKind::InvalidData => (FailureClass::AlertSent, format!("alert_sent: {e}")),
+        _ => (FailureClass::ProtocolError, format!("protocol_error({e})")),
+    }
+}
+
+fn handshake_failed(
+    shared: &Shared,
+    peer: SocketAddr,
+    sni: Option<&str>,
+    alpn: Option<&[String]>,
+    class: FailureClass,
+    why: &str,
+) {
+    shared.metrics.failure(class);
+    let Some(suppressed) = shared.warn_limit.allow() else {
+        return;
+    };
+    let names = shared.resolver.current().names.join(",");
+    let sni_covered = sni.is_some_and(|s| crate::tls::covers(&shared.resolver.current().names, s));
+    tracing::warn!(
+        %peer,
+        sni = sni.unwrap_or("none"),
+        sni_covered,
+        cert_names = %names,
+        alpn = ?alpn.unwrap_or_default(),
+        reason = class.label(),
+        detail = why,
+        suppressed,
+        "tls handshake failed"
+    );
+}
+
+fn log_plaintext(
+    shared: &Shared,
+    peer: SocketAddr,
+    outcome: &plaintext::Outcome,
+    on_tls_port: bool,
+) {
+    match outcome {
+        plaintext::Outcome::Incomplete => {
+            if on_tls_port {
+                shared.metrics.failure(FailureClass::PlaintextHttp);
+            }
+        }
+        _ => {
+            Metrics::inc(&shared.metrics.plaintext_redirects);
+            if on_tls_port {
+                shared.metrics.failure(FailureClass::PlaintextHttp);
+            }
+        }
+    }
+    if on_tls_port {
+        if let Some(suppressed) = shared.warn_limit.allow() {
+            tracing::warn!(%peer, reason = "plaintext_http", outcome = ?outcome, suppressed, "plaintext HTTP on the HTTPS port");
+        }
+    } else {
+        tracing::debug!(%peer, outcome = ?outcome, "cleartext request redirected");
+    }
+}

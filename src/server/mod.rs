@@ -1,0 +1,329 @@
+//! The server: listeners, the accept loops, connection tasks and the drain. [`Server::bind`]
+//! does every start-up step that can fail (validate config, load assets, load or create the
+//! certificate, bind every address) so that an error surfaces before anything is served;
+//! [`Server::run`] serves until the shutdown future resolves, then drains.
+
+pub mod connection;
+pub(crate) mod io;
+pub mod plaintext;
+pub mod shutdown;
+pub mod sniff;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{AssetService, BuildOptions, SecurityHeaders, Site, SiteOptions};
+use crate::cli::PlaintextMode;
+use crate::config::{CertSource, Config};
+use crate::error::{Error, Result};
+use crate::telemetry::{Metrics, MetricsSnapshot, RateLimit};
+use crate::tls::{self, devcert::DevCert, CertResolver};
+use connection::Kind;
+pub use shutdown::ShutdownTokens;
+
+/// Limits and deadlines every connection obeys.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) header_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_header_size: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) h2_max_streams: u32,
+    pub(crate) plaintext: PlaintextMode,
+}
+
+/// State shared by all connection tasks.
+pub(crate) struct Shared {
+    pub(crate) tls: Arc<rustls::ServerConfig>,
+    pub(crate) resolver: Arc<CertResolver>,
+    pub(crate) app: AssetService,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) tokens: ShutdownTokens,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) limits: Limits,
+    pub(crate) https_port: u16,
+    pub(crate) warn_limit: RateLimit,
+}
+
+/// How the drain went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownSummary {
+    /// Connections open when shutdown began.
+    pub open_at_start: u64,
+    /// Whether the drain deadline passed and connections were closed by force.
+    pub forced: bool,
+}
+
+/// A bound, ready-to-run server.
+pub struct Server {
+    config: Config,
+    listeners: Vec<(TcpListener, Kind)>,
+    shared: Arc<Shared>,
+    site: Arc<Site>,
+    dev_cert: Option<DevCert>,
+    semaphore: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listen", &self.local_addrs())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Validates the config, loads the assets and the certificate, binds every listener.
+    ///
+    /// # Errors
+    /// Any [`Error`]: bad setting, unreadable root, bad certificate, address in use.
+    pub async fn bind(config: Config) -> Result<Self> {
+        config.validate()?;
+        let (cert_path, key_path, dev_cert) = match &config.cert {
+            CertSource::Files { cert, key } => (cert.clone(), key.clone(), None),
+            CertSource::Dev { dir } => {
+                let dev = tls::devcert::ensure(dir)?;
+                (dev.cert.clone(), dev.key.clone(), Some(dev))
+            }
+        };
+        let cert = tls::load_cert(&cert_path, &key_path)?;
+        let resolver = Arc::new(CertResolver::new(cert));
+        let tls_config = tls::server_config(Arc::clone(&resolver), config.session_cache)?;
+
+        let options = SiteOptions {
+            root: config.root.clone(),
+            spa: config.spa,
+            max_uri_length: config.max_uri_length,
+            build: BuildOptions {
+                stream_threshold: config.stream_threshold,
+                security: SecurityHeaders::new(config.hsts_max_age),
+            },
+        };
+        let site = tokio::task::spawn_blocking(move || Site::load(options))
+            .await
+            .map_err(|e| Error::Other {
+                context: "loading assets".into(),
+                source: std::io::Error::other(e),
+            })??;
+
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            listeners.push((bind(*addr, "--listen")?, Kind::Tls));
+        }
+        if let Some(addr) = config.http_listen {
+            listeners.push((bind(addr, "--http-listen")?, Kind::Redirect));
+        }
+        let https_port = listeners[0].0.local_addr().map_or(443, |a| a.port());
+        let shared = Arc::new(Shared {
+            tls: tls_config,
+            resolver,
+            app: AssetService::new(Arc::clone(&site)),
+            metrics: Arc::new(Metrics::default()),
+            tokens: ShutdownTokens::default(),
+            tracker: TaskTracker::new(),
+            limits: Limits {
+                handshake_timeout: config.handshake_timeout,
+                header_timeout: config.header_timeout,
+                idle_timeout: config.idle_timeout,
+                max_header_size: config.max_header_size,
+                max_headers: config.max_headers,
+                h2_max_streams: config.h2_max_streams,
+                plaintext: config.plaintext,
+            },
+            https_port,
+            warn_limit: RateLimit::new(20, Duration::from_secs(10)),
+        });
+        let semaphore = Arc::new(Semaphore::new(config.max_connections));
+        Ok(Self {
+            config,
+            listeners,
+            shared,
+            site,
+            dev_cert,
+            semaphore,
+        })
+    }
+
+    /// The bound HTTPS addresses (with the real port when 0 was asked for).
+    #[must_use]
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(Kind::Tls)
+    }
+
+    /// The bound cleartext redirect address, if any.
+    #[must_use]
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.addrs(Kind::Redirect).first().copied()
+    }
+
+    fn addrs(&self, kind: Kind) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|l| l.1 == kind)
+            .filter_map(|l| l.0.local_addr().ok())
+            .collect()
+    }
+
+    /// The development certificate in use, when no --cert/--key was given.
+    #[must_use]
+    pub fn dev_cert(&self) -> Option<&DevCert> {
+        self.dev_cert.as_ref()
+    }
+
+    /// A handle to read counters while the server runs.
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// The served site (asset table).
+    #[must_use]
+    pub fn site(&self) -> Arc<Site> {
+        Arc::clone(&self.site)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, drains for up to
+    /// `shutdown_timeout` and closes what is left.
+    ///
+    /// # Errors
+    /// None at present; the `Result` leaves room for run-time failures that must stop it.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<ShutdownSummary> {
+        let Self {
+            config,
+            listeners,
+            shared,
+            site,
+            semaphore,
+            ..
+        } = self;
+        let stop_watch = shared.tokens.graceful.child_token();
+        if !config.watch_interval.is_zero() {
+            tokio::spawn(crate::app::watch::run(
+                Arc::clone(&site),
+                config.watch_interval,
+                stop_watch,
+            ));
+        }
+        let mut loops = Vec::new();
+        for (listener, kind) in listeners {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, kind = ?kind, "listening");
+            }
+            loops.push(tokio::spawn(accept_loop(
+                listener,
+                kind,
+                Arc::clone(&shared),
+                Arc::clone(&semaphore),
+            )));
+        }
+        shutdown.await;
+        let open_at_start = shared.metrics.snapshot().connections_open;
+        shared.tokens.graceful.cancel();
+        for l in loops {
+            let _ = l.await;
+        }
+        shared.tracker.close();
+        let forced = tokio::time::timeout(config.shutdown_timeout, shared.tracker.wait())
+            .await
+            .is_err();
+        if forced {
+            shared.tokens.force.cancel();
+            // Closing tasks get their linger time to write close_notify.
+            let _ = tokio::time::timeout(
+                io::LINGER + Duration::from_millis(500),
+                shared.tracker.wait(),
+            )
+            .await;
+        }
+        let left = shared.metrics.snapshot().connections_open;
+        tracing::info!(
+            drained = open_at_start.saturating_sub(left),
+            forced,
+            open_at_start,
+            "shutdown complete"
+        );
+        Ok(ShutdownSummary {
+            open_at_start,
+            forced,
+        })
+    }
+
+    /// Counters now (a convenience over [`Server::metrics`]).
+    #[must_use]
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+}
+
+fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener> {
+    let err = |source| Error::Bind { addr, flag, source };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true).map_err(err)?;
+    }
+    socket.set_nonblocking(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    socket.listen(4096).map_err(err)?;
+    TcpListener::from_std(socket.into()).map_err(err)
+}
+
+/// Accepts and spawns; never waits on a client. At the connection cap it waits for a slot
+/// (clients queue in the kernel backlog). Accept errors such as EMFILE are logged and
+/// retried after a pause, never fatal.
+async fn accept_loop(
+    listener: TcpListener,
+    kind: Kind,
+    shared: Arc<Shared>,
+    semaphore: Arc<Semaphore>,
+) {
+    let local = listener.local_addr().ok();
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&semaphore).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            () = shared.tokens.graceful.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = shared.tokens.graceful.cancelled() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; pausing 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok().or(local).unwrap_or(peer);
+        let shared2 = Arc::clone(&shared);
+        Metrics::inc(&shared.metrics.connections_total);
+        shared
+            .metrics
+            .connections_open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared.tracker.spawn(async move {
+            let task = std::panic::AssertUnwindSafe(connection::handle(tcp, peer, local, Arc::clone(&shared2), kind));
+            if let Err(panic) = futures_util::FutureExt::catch_unwind(task).await {
+                let what = panic.downcast_ref::<&str>().map(ToString::to_string).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                Metrics::inc(&shared2.metrics.connection_panics);
+                tracing::error!(%peer, panic = %what, "connection task panicked (a bug); connection closed, server continues");
+            }
+            shared2.metrics.connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
