@@ -164,7 +164,7 @@ impl Config {
             return Err(bad("--listen", "", "at least one address is needed"));
         }
         for (i, a) in self.listen.iter().enumerate() {
-            if self.listen[..i].contains(a) || self.http_listen == Some(*a) {
+            if a.port() != 0 && (self.listen[..i].contains(a) || self.http_listen == Some(*a)) {
                 return Err(bad("--listen", a, "the same address is given twice"));
             }
         }
