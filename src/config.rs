@@ -127,7 +127,7 @@ impl Config {
             http_listen: args.http_listen,
             workers: args.workers.unwrap_or_else(default_workers),
             session_cache: args.session_cache,
-            spa: args.spa && !args.no_spa,
+            spa: !args.no_spa,
             hsts_max_age: args.hsts_max_age,
             plaintext: args.plaintext,
             log_level: args.log_level.clone(),

@@ -105,6 +105,7 @@ fn number(s: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one-range vectors are the expected values
 mod tests {
     use super::*;
 

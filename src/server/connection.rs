@@ -2,7 +2,7 @@
 //! garbage) and TLS handshake under one deadline, then HTTP/1.1 or HTTP/2 chosen from ALPN,
 //! driven with the header, idle and stall deadlines and the shutdown tokens. Every failure is
 //! confined to this task, logged with the peer, and ends in the close path of
-//! [`super::io::ConnIo`] (close_notify + lingering close).
+//! `ConnIo` (server/io.rs) (close_notify + lingering close).
 
 use std::future::Future;
 use std::net::SocketAddr;
