@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
+cargo build --release --quiet
 cargo run --release >"$log" 2>&1 &
 pid=$!
 trap 'kill -9 $pid 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
+for i in $(seq 1 150); do
   grep -q "listening" "$log" && break
+  [ "$i" = 150 ] && { cat "$log"; echo "smoke: not listening after 30 s"; exit 1; }
   kill -0 $pid 2>/dev/null || { cat "$log"; echo "smoke: server exited early"; exit 1; }
   sleep 0.2
 done
