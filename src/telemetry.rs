@@ -22,9 +22,12 @@ pub fn init(filter: &str) -> Result<()> {
             reason: e.to_string(),
         })?;
     // A second init (tests, embedders with their own subscriber) is not an error.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
         .try_init();
     Ok(())
 }
