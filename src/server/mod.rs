@@ -69,6 +69,7 @@ pub struct Server {
     site: Arc<Site>,
     dev_cert: Option<DevCert>,
     semaphore: Arc<Semaphore>,
+    cert_files: (std::path::PathBuf, std::path::PathBuf),
 }
 
 impl std::fmt::Debug for Server {
@@ -148,6 +149,7 @@ impl Server {
             site,
             dev_cert,
             semaphore,
+            cert_files: (cert_path, key_path),
         })
     }
 
@@ -201,6 +203,7 @@ impl Server {
             shared,
             site,
             semaphore,
+            cert_files,
             ..
         } = self;
         let stop_watch = shared.tokens.graceful.child_token();
@@ -208,9 +211,31 @@ impl Server {
             tokio::spawn(crate::app::watch::run(
                 Arc::clone(&site),
                 config.watch_interval,
-                stop_watch,
+                stop_watch.clone(),
             ));
         }
+        // SIGHUP or a changed cert/key file: reload the certificate; SIGHUP also re-scans
+        // the root.
+        let rescan = Arc::clone(&site);
+        tokio::spawn(tls::reload::watch(
+            Arc::clone(&shared.resolver),
+            cert_files.0,
+            cert_files.1,
+            Duration::from_secs(1),
+            stop_watch,
+            move || {
+                let site = Arc::clone(&rescan);
+                tokio::task::spawn_blocking(move || match site.reload() {
+                    Ok(Some(generation)) => {
+                        tracing::info!(generation, "SIGHUP: asset table rebuilt");
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SIGHUP: asset rebuild failed; still serving the previous files")
+                    }
+                });
+            },
+        ));
         let mut loops = Vec::new();
         for (listener, kind) in listeners {
             if let Ok(addr) = listener.local_addr() {

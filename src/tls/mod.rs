@@ -5,6 +5,7 @@
 //! they are ever used.
 
 pub mod devcert;
+pub mod reload;
 pub mod session_cache;
 
 use std::fmt;
