@@ -144,7 +144,36 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_idle_deadline_with_close
         waited >= Duration::from_millis(600) && waited < Duration::from_millis(2000),
         "{waited:?}"
     );
-    assert_eq!(server.metrics.snapshot().connections_closed_idle, 1);
+    let m = server.metrics.snapshot();
+    assert_eq!(
+        (m.connections_closed_idle, m.connections_closed_stalled),
+        (1, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_gets_goaway_and_is_closed_at_the_idle_deadline() {
+    let server = TestServer::start(|c| c.idle_timeout = Duration::from_millis(700)).await;
+    let mut h2 = H2::connect(&server).await;
+    assert_eq!(h2.request("/", &[]).await.0.status, 200);
+    let start = Instant::now();
+    while !h2.send.is_closed() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "h2 connection still open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        start.elapsed()
+    );
+    let m = server.metrics.snapshot();
+    assert_eq!(
+        (m.connections_closed_idle, m.connections_closed_stalled),
+        (1, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

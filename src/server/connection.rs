@@ -218,6 +218,9 @@ pub(crate) async fn handle(
     }
 }
 
+/// How long an idle connection asked to close may take to do so.
+const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs a hyper connection under the deadlines and shutdown tokens.
 async fn drive<C>(conn: C, state: &ConnState, shared: &Shared) -> Result<(), String>
 where
@@ -226,24 +229,37 @@ where
 {
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
+    // Set once an idle connection was asked to close: hyper closes an idle HTTP/1 connection
+    // at once and an HTTP/2 one after GOAWAY; one that does not by then is dropped.
+    let mut grace_until: Option<Instant> = None;
     let limits = &shared.limits;
     loop {
-        let next = match state.check(limits.header_timeout, limits.idle_timeout) {
-            Deadline::Next(at) => at,
-            Deadline::Idle if !closing => {
-                Metrics::inc(&shared.metrics.connections_closed_idle);
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-                continue;
-            }
-            Deadline::Idle | Deadline::Stalled => {
+        let next = match grace_until {
+            Some(until) if Instant::now() >= until => {
                 Metrics::inc(&shared.metrics.connections_closed_stalled);
-                return Err("no progress for the idle timeout".into());
+                return Err("did not close within the grace period after idling".into());
             }
-            Deadline::HeaderTimeout => {
-                Metrics::inc(&shared.metrics.connections_closed_header_timeout);
-                return Err("request head not complete within the header timeout".into());
-            }
+            Some(until) => until,
+            None => match state.check(limits.header_timeout, limits.idle_timeout) {
+                Deadline::Next(at) => at,
+                Deadline::Idle => {
+                    Metrics::inc(&shared.metrics.connections_closed_idle);
+                    if !closing {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    grace_until = Some(Instant::now() + IDLE_CLOSE_GRACE);
+                    continue;
+                }
+                Deadline::Stalled => {
+                    Metrics::inc(&shared.metrics.connections_closed_stalled);
+                    return Err("no progress for the idle timeout".into());
+                }
+                Deadline::HeaderTimeout => {
+                    Metrics::inc(&shared.metrics.connections_closed_header_timeout);
+                    return Err("request head not complete within the header timeout".into());
+                }
+            },
         };
         tokio::select! {
             res = conn.as_mut() => return res.map_err(|e| e.to_string()),
