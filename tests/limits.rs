@@ -210,3 +210,26 @@ async fn shutdown_closes_idle_h1_and_h2_connections_with_close_notify_and_refuse
         "new connections are refused"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_new_clients_wait_in_the_backlog_until_a_slot_frees() {
+    let server = TestServer::start(|c| c.max_connections = 2).await;
+    let a = server.connect(server.client(&[b"http/1.1"])).await;
+    let _b = server.connect(server.client(&[b"http/1.1"])).await;
+    // The third TCP connect succeeds (kernel backlog) but is not served while both slots are taken.
+    let waiting = support::tls_connect(server.addr, server.client(&[b"http/1.1"]), "localhost");
+    let mut waiting = Box::pin(waiting);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut waiting)
+            .await
+            .is_err(),
+        "a third connection must wait while two are open"
+    );
+    drop(a);
+    let third = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served once a slot frees")
+        .unwrap();
+    let mut h1 = support::H1::over(third, server.addr).await;
+    assert_eq!(h1.request(http::Method::GET, "/", &[]).await.0.status, 200);
+}
