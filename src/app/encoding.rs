@@ -60,7 +60,9 @@ pub fn negotiate(accept_encoding: Option<&[u8]>, available: &[Encoding]) -> Enco
         // A coding listed twice keeps its highest q.
         *slot = Some(slot.map_or(q, |old: u16| old.max(q)));
     }
-    let mut best = (Encoding::Identity, identity.or(star).unwrap_or(1000));
+    // Identity is always acceptable as the fallback, but only a q-value the client gave it
+    // (directly or through `*`) lets it compete: `br;q=0.2, gzip;q=0.5` prefers gzip.
+    let mut best = (Encoding::Identity, identity.or(star).unwrap_or(0));
     for &enc in available {
         let q = match enc {
             Encoding::Brotli => br.or(star).unwrap_or(0),

@@ -177,8 +177,10 @@ enum Target {
 impl AssetService {
     fn respond(&self, method: &Method, uri: &http::Uri, req_headers: &HeaderMap) -> ResponseFuture {
         let security = &self.site.options.build.security;
-        let ready = |r| ResponseFuture::Ready(Some(r));
         let head = *method == Method::HEAD;
+        // A HEAD answer is the GET answer without its body, error pages included: hyper's
+        // HTTP/2 server would otherwise send the body as DATA frames.
+        let ready = |r| ResponseFuture::Ready(Some(if head { without_body(r) } else { r }));
         if *method != Method::GET && !head {
             let mut r = text(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -243,7 +245,11 @@ impl AssetService {
                             );
                             r.headers_mut()
                                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                            r
+                            if method == Method::HEAD {
+                                without_body(r)
+                            } else {
+                                r
+                            }
                         }
                     }
                 }));
@@ -523,6 +529,12 @@ fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
             None => item == etag,
         }
     })
+}
+
+/// The same status and headers (Content-Length included) with an empty body.
+fn without_body(r: Response<Body>) -> Response<Body> {
+    let (parts, _) = r.into_parts();
+    Response::from_parts(parts, Body::empty())
 }
 
 fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
