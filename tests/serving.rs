@@ -228,3 +228,78 @@ async fn the_cleartext_port_redirects_to_the_https_port() {
         "{reply}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_request_sent_one_byte_per_100ms_still_gets_its_redirect_while_tls_clients_are_served(
+) {
+    let server = std::sync::Arc::new(TestServer::start(|_| {}).await);
+    let request = b"GET /x?y HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let slow = {
+        let addr = server.addr;
+        tokio::spawn(async move {
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tcp.set_nodelay(true).unwrap();
+            for b in request {
+                tcp.write_all(&[*b]).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let sent = Instant::now();
+            let mut reply = String::new();
+            tokio::time::timeout(Duration::from_secs(1), tcp.read_to_string(&mut reply))
+                .await
+                .unwrap()
+                .unwrap();
+            (reply, sent.elapsed())
+        })
+    };
+    // TLS clients are served normally while the slow plaintext client trickles in.
+    let mut served = 0;
+    while !slow.is_finished() {
+        assert_eq!(server.get("/").await.0.status, 200);
+        served += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (reply, after_last_byte) = slow.await.unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+        "{reply}"
+    );
+    assert!(
+        reply.contains(&format!(
+            "Location: https://localhost:{}/x?y\r\n",
+            server.addr.port()
+        )),
+        "{reply}"
+    );
+    assert!(after_last_byte < Duration::from_secs(1));
+    assert!(served >= 10, "{served}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_mode_answers_400_explaining_that_the_port_speaks_https() {
+    let server = TestServer::start(|c| c.plaintext = rampart::cli::PlaintextMode::Reject).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.write_all(b"GET /x?y HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(1), tcp.read_to_string(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
+    assert!(!reply.contains("Location:"), "{reply}");
+    assert!(
+        reply.ends_with(&format!(
+            "This port speaks HTTPS. Use https://localhost:{}/x?y\n",
+            server.addr.port()
+        )),
+        "{reply}"
+    );
+    assert_eq!(server.get("/").await.0.status, 200);
+    let m = server.metrics.snapshot();
+    assert_eq!(
+        m.failures(rampart::telemetry::FailureClass::PlaintextHttp),
+        1
+    );
+}
