@@ -69,8 +69,9 @@ pub(crate) async fn handle(
         }
         let mut byte = [0u8; sniff::MAX_SNIFF];
         let want = sniff::MAX_SNIFF - first.len();
-        match tokio::time::timeout_at(deadline, tcp.read(&mut byte[..want])).await {
-            Err(_) => break Err(FailureClass::Timeout),
+        match before_tls(&shared, deadline, tcp.read(&mut byte[..want])).await {
+            Err(Cut::Timeout) => break Err(FailureClass::Timeout),
+            Err(Cut::Shutdown) => return closed_at_shutdown(peer),
             Ok(Ok(0) | Err(_)) => break Err(FailureClass::Eof),
             Ok(Ok(n)) => first.extend_from_slice(&byte[..n]),
         }
@@ -122,10 +123,28 @@ pub(crate) async fn handle(
 
     let io = Prefixed::new(first, tcp);
     let mut acceptor = std::pin::pin!(LazyConfigAcceptor::new(Acceptor::default(), io));
-    let start = match tokio::time::timeout_at(deadline, acceptor.as_mut()).await {
+    let start = match before_tls(&shared, deadline, acceptor.as_mut()).await {
         Ok(Ok(start)) => start,
         Ok(Err(e)) => {
-            let (class, why) = classify_error(&e);
+            let (mut class, mut why) = classify_error(&e);
+            // rustls does not queue an alert for every error it returns (a handshake
+            // message over its size limit, found while reassembling, is one): the log
+            // must not claim an alert that never went out.
+            let sent = acceptor
+                .as_mut()
+                .get_mut()
+                .take_io()
+                .map_or(0, |io| io.written());
+            if class == FailureClass::AlertSent && sent == 0 {
+                class = FailureClass::ProtocolError;
+                why = match e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                {
+                    Some(tls) => format!("protocol_error({tls:?}; no alert sent)"),
+                    None => format!("protocol_error({e}; no alert sent)"),
+                };
+            }
             handshake_failed(
                 &shared,
                 peer,
@@ -136,7 +155,7 @@ pub(crate) async fn handle(
             );
             return;
         }
-        Err(_) => {
+        Err(Cut::Timeout) => {
             handshake_failed(
                 &shared,
                 peer,
@@ -147,6 +166,7 @@ pub(crate) async fn handle(
             );
             return;
         }
+        Err(Cut::Shutdown) => return closed_at_shutdown(peer),
     };
     let hello = start.client_hello();
     let sni = hello.server_name().map(str::to_owned);
@@ -154,26 +174,32 @@ pub(crate) async fn handle(
         .alpn()
         .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
         .unwrap_or_default();
-    let tls =
-        match tokio::time::timeout_at(deadline, start.into_stream(Arc::clone(&shared.tls))).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                let (class, why) = classify_error(&e);
-                handshake_failed(&shared, peer, sni.as_deref(), Some(&alpn), class, &why);
-                return;
-            }
-            Err(_) => {
-                handshake_failed(
-                    &shared,
-                    peer,
-                    sni.as_deref(),
-                    Some(&alpn),
-                    FailureClass::Timeout,
-                    "handshake did not complete in time",
-                );
-                return;
-            }
-        };
+    let tls = match before_tls(
+        &shared,
+        deadline,
+        start.into_stream(Arc::clone(&shared.tls)),
+    )
+    .await
+    {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            let (class, why) = classify_error(&e);
+            handshake_failed(&shared, peer, sni.as_deref(), Some(&alpn), class, &why);
+            return;
+        }
+        Err(Cut::Timeout) => {
+            handshake_failed(
+                &shared,
+                peer,
+                sni.as_deref(),
+                Some(&alpn),
+                FailureClass::Timeout,
+                "handshake did not complete in time",
+            );
+            return;
+        }
+        Err(Cut::Shutdown) => return closed_at_shutdown(peer),
+    };
     let conn = tls.get_ref().1;
     match conn.handshake_kind() {
         Some(rustls::HandshakeKind::Resumed) => Metrics::inc(&shared.metrics.handshakes_resumed),
@@ -216,6 +242,33 @@ pub(crate) async fn handle(
     if let Err(why) = result {
         tracing::debug!(%peer, h2, reason = %why, "connection ended with an error");
     }
+}
+
+/// Why a step before the TLS session was established was cut short.
+enum Cut {
+    /// The handshake deadline passed.
+    Timeout,
+    /// Shutdown began.
+    Shutdown,
+}
+
+/// Runs one step of the sniff/handshake phase under the handshake deadline. Shutdown ends it
+/// at once: a connection without a session has no request to drain, and one that finished
+/// its handshake now would be closed before its first request anyway; waiting for it would
+/// let a silent client hold up the exit for the whole handshake timeout.
+async fn before_tls<F: Future>(
+    shared: &Shared,
+    deadline: Instant,
+    step: F,
+) -> Result<F::Output, Cut> {
+    tokio::select! {
+        r = tokio::time::timeout_at(deadline, step) => r.map_err(|_| Cut::Timeout),
+        () = shared.tokens.graceful.cancelled() => Err(Cut::Shutdown),
+    }
+}
+
+fn closed_at_shutdown(peer: SocketAddr) {
+    tracing::debug!(%peer, "closed before the TLS handshake completed: shutting down");
 }
 
 /// How long an idle connection asked to close may take to do so.

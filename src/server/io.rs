@@ -22,12 +22,13 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 /// How long the close path waits for close_notify to be written and for the peer's EOF.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-/// A stream that first yields `prefix`, then reads from `inner`.
+/// A stream that first yields `prefix`, then reads from `inner`; counts the bytes written.
 #[derive(Debug)]
 pub(crate) struct Prefixed<S> {
     prefix: Vec<u8>,
     pos: usize,
     inner: S,
+    written: usize,
 }
 
 impl<S> Prefixed<S> {
@@ -36,7 +37,13 @@ impl<S> Prefixed<S> {
             prefix,
             pos: 0,
             inner,
+            written: 0,
         }
+    }
+
+    /// Bytes written through this stream so far (e.g. whether a TLS alert went out).
+    pub(crate) fn written(&self) -> usize {
+        self.written
     }
 }
 
@@ -66,7 +73,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            self.written = self.written.saturating_add(n);
+        }
+        res
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -79,7 +90,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            self.written = self.written.saturating_add(n);
+        }
+        res
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
