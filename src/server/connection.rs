@@ -52,8 +52,10 @@ pub(crate) async fn handle(
             local,
             shared.https_port,
             crate::cli::PlaintextMode::Redirect,
-        )
-        .await;
+        );
+        let outcome = before_tls(&shared, deadline, outcome)
+            .await
+            .unwrap_or(plaintext::Outcome::Incomplete);
         log_plaintext(&shared, peer, &outcome, false);
         close_gracefully(tcp, false).await;
         return;
@@ -86,8 +88,10 @@ pub(crate) async fn handle(
                 local,
                 shared.https_port,
                 shared.limits.plaintext,
-            )
-            .await;
+            );
+            let outcome = before_tls(&shared, deadline, outcome)
+                .await
+                .unwrap_or(plaintext::Outcome::Incomplete);
             log_plaintext(&shared, peer, &outcome, true);
             close_gracefully(tcp, false).await;
             return;
