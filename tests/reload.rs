@@ -4,71 +4,52 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
+use support::binary::Rampart;
 use support::{tls_connect, H1};
 
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
+/// Two development CAs (a, b), the served pair at `cert.pem`/`key.pem` (a copy of a's), a
+/// client trust file holding both CAs, and the binary started on that pair.
+struct Fixture {
+    a: rampart::tls::devcert::DevCert,
+    b: rampart::tls::devcert::DevCert,
+    cert: PathBuf,
+    key: PathBuf,
+    cas: PathBuf,
+    server: Rampart,
+    _dir: tempfile::TempDir,
 }
 
-impl Proc {
-    fn start(args: &[&str], cwd: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(args)
-            .current_dir(cwd)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&log);
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        Self { child, log }
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let log = self.log.lock().unwrap().clone();
-            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
-                return line.to_owned();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no {needle:?} in log:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let a = rampart::tls::devcert::ensure(&dir.path().join("a")).unwrap();
+    let b = rampart::tls::devcert::ensure(&dir.path().join("b")).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::copy(&a.cert, &cert).unwrap();
+    std::fs::copy(&a.key, &key).unwrap();
+    let cas = dir.path().join("cas.pem");
+    let mut pem = std::fs::read(&a.ca).unwrap();
+    pem.extend(std::fs::read(&b.ca).unwrap());
+    std::fs::write(&cas, pem).unwrap();
+    let server = Rampart::start(&[
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    Fixture {
+        a,
+        b,
+        cert,
+        key,
+        cas,
+        server,
+        _dir: dir,
     }
 }
 
@@ -81,50 +62,18 @@ fn leaf_der(path: &Path) -> Vec<u8> {
         .to_vec()
 }
 
-fn both_cas(a: &Path, b: &Path, out: &Path) {
-    let mut pem = std::fs::read(a).unwrap();
-    pem.extend(std::fs::read(b).unwrap());
-    std::fs::write(out, pem).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_swaps_in_a_valid_certificate_and_refuses_a_broken_one() {
-    let dir = tempfile::tempdir().unwrap();
-    support::copy_tree(&support::www(), &dir.path().join("www"));
-    let a = rampart::tls::devcert::ensure(&dir.path().join("a")).unwrap();
-    let b = rampart::tls::devcert::ensure(&dir.path().join("b")).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::copy(&a.cert, &cert).unwrap();
-    std::fs::copy(&a.key, &key).unwrap();
-    let cas = dir.path().join("cas.pem");
-    both_cas(&a.ca, &b.ca, &cas);
-
-    let p = Proc::start(
-        &[
-            "--root",
-            "www",
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            "cert.pem",
-            "--key",
-            "key.pem",
-            "--watch-interval",
-            "0",
-        ],
-        dir.path(),
-    );
-    let line = p.wait_for("listening");
-    let port: u16 = line
-        .rsplit("127.0.0.1:")
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Fixture {
+        a,
+        b,
+        cert,
+        key,
+        cas,
+        server: p,
+        _dir,
+    } = fixture();
+    let addr = p.addr;
 
     // TLS 1.3 client with a session store; one connection stays open across the reload.
     let client = support::client_config(&cas, &[b"http/1.1"], Some(&[&rustls::version::TLS13]));
@@ -147,7 +96,8 @@ async fn sighup_swaps_in_a_valid_certificate_and_refuses_a_broken_one() {
     std::fs::copy(&b.cert, &cert).unwrap();
     std::fs::copy(&b.key, &key).unwrap();
     p.signal("-HUP");
-    p.wait_for("certificate reloaded");
+    p.wait_line("certificate reloaded", Duration::from_secs(10))
+        .await;
 
     let fresh_client = support::client_config(&cas, &[b"http/1.1"], None);
     let fresh = tls_connect(addr, fresh_client, "localhost").await.unwrap();
@@ -176,7 +126,9 @@ async fn sighup_swaps_in_a_valid_certificate_and_refuses_a_broken_one() {
     // A broken pair (B's certificate with A's key) is refused; B stays in service.
     std::fs::copy(&a.key, &key).unwrap();
     p.signal("-HUP");
-    let refusal = p.wait_for("certificate reload refused");
+    let refusal = p
+        .wait_line("certificate reload refused", Duration::from_secs(10))
+        .await;
     assert!(refusal.contains("does not match"), "{refusal}");
     let after = tls_connect(
         addr,
@@ -195,43 +147,21 @@ async fn sighup_swaps_in_a_valid_certificate_and_refuses_a_broken_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_certificate_file_is_picked_up_without_a_signal() {
-    let dir = tempfile::tempdir().unwrap();
-    support::copy_tree(&support::www(), &dir.path().join("www"));
-    let a = rampart::tls::devcert::ensure(&dir.path().join("a")).unwrap();
-    let b = rampart::tls::devcert::ensure(&dir.path().join("b")).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::copy(&a.cert, &cert).unwrap();
-    std::fs::copy(&a.key, &key).unwrap();
-    let cas = dir.path().join("cas.pem");
-    both_cas(&a.ca, &b.ca, &cas);
-    let p = Proc::start(
-        &[
-            "--root",
-            "www",
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            "cert.pem",
-            "--key",
-            "key.pem",
-        ],
-        dir.path(),
-    );
-    let line = p.wait_for("listening");
-    let port: u16 = line
-        .rsplit("127.0.0.1:")
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Fixture {
+        a: _,
+        b,
+        cert,
+        key,
+        cas,
+        server: p,
+        _dir,
+    } = fixture();
+    let addr = p.addr;
     // Write the key first, then the certificate, as a renewal tool might.
     std::fs::copy(&b.key, &key).unwrap();
     std::fs::copy(&b.cert, &cert).unwrap();
-    p.wait_for("certificate reloaded");
+    p.wait_line("certificate reloaded", Duration::from_secs(10))
+        .await;
     let tls = tls_connect(addr, support::client_config(&cas, &[], None), "localhost")
         .await
         .unwrap();

@@ -3,6 +3,8 @@
 //! HTTP/1.1 and HTTP/2). Loopback only.
 #![allow(dead_code, missing_docs)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
