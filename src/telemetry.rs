@@ -90,6 +90,8 @@ pub struct Metrics {
     pub(crate) handshakes_full: AtomicU64,
     pub(crate) handshakes_full_hrr: AtomicU64,
     pub(crate) handshakes_resumed: AtomicU64,
+    pub(crate) handshakes_tls12: AtomicU64,
+    pub(crate) handshakes_tls13: AtomicU64,
     pub(crate) handshake_failures: [AtomicU64; 7],
     pub(crate) plaintext_redirects: AtomicU64,
     pub(crate) requests_h1: AtomicU64,
@@ -113,6 +115,10 @@ pub struct MetricsSnapshot {
     pub handshakes_full_hrr: u64,
     /// Resumed TLS handshakes (ticket or session ID).
     pub handshakes_resumed: u64,
+    /// Completed handshakes that negotiated TLS 1.2.
+    pub handshakes_tls12: u64,
+    /// Completed handshakes that negotiated TLS 1.3.
+    pub handshakes_tls13: u64,
     /// Failed handshakes by [`FailureClass::ALL`] order.
     pub handshake_failures: [u64; 7],
     /// Plaintext requests answered on TLS or redirect ports.
@@ -137,6 +143,34 @@ impl MetricsSnapshot {
     pub fn failures(&self, class: FailureClass) -> u64 {
         self.handshake_failures[class.index()]
     }
+
+    /// Writes every counter as one `INFO counters ...` line; scripts (the load-test
+    /// proofs) parse it from the log at shutdown.
+    pub fn log(&self) {
+        let f = |c: FailureClass| self.failures(c);
+        tracing::info!(
+            connections_total = self.connections_total,
+            handshakes_full = self.handshakes_full,
+            handshakes_full_hrr = self.handshakes_full_hrr,
+            handshakes_resumed = self.handshakes_resumed,
+            handshakes_tls12 = self.handshakes_tls12,
+            handshakes_tls13 = self.handshakes_tls13,
+            fail_timeout = f(FailureClass::Timeout),
+            fail_eof = f(FailureClass::Eof),
+            fail_not_tls = f(FailureClass::NotTls),
+            fail_plaintext_http = f(FailureClass::PlaintextHttp),
+            fail_alert_received = f(FailureClass::AlertReceived),
+            fail_alert_sent = f(FailureClass::AlertSent),
+            fail_protocol_error = f(FailureClass::ProtocolError),
+            requests_h1 = self.requests_h1,
+            requests_h2 = self.requests_h2,
+            closed_idle = self.connections_closed_idle,
+            closed_header_timeout = self.connections_closed_header_timeout,
+            closed_stalled = self.connections_closed_stalled,
+            connection_panics = self.connection_panics,
+            "counters"
+        );
+    }
 }
 
 impl Metrics {
@@ -158,6 +192,8 @@ impl Metrics {
             handshakes_full: g(&self.handshakes_full),
             handshakes_full_hrr: g(&self.handshakes_full_hrr),
             handshakes_resumed: g(&self.handshakes_resumed),
+            handshakes_tls12: g(&self.handshakes_tls12),
+            handshakes_tls13: g(&self.handshakes_tls13),
             handshake_failures: std::array::from_fn(|i| g(&self.handshake_failures[i])),
             plaintext_redirects: g(&self.plaintext_redirects),
             requests_h1: g(&self.requests_h1),

@@ -212,6 +212,10 @@ pub(crate) async fn handle(
         }
         _ => Metrics::inc(&shared.metrics.handshakes_full),
     }
+    match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_2) => Metrics::inc(&shared.metrics.handshakes_tls12),
+        _ => Metrics::inc(&shared.metrics.handshakes_tls13),
+    }
     let h2 = conn.alpn_protocol() == Some(b"h2");
     tracing::debug!(%peer, sni = sni.as_deref().unwrap_or("none"), version = ?conn.protocol_version(), kind = ?conn.handshake_kind(), h2, "tls established");
 

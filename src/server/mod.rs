@@ -267,7 +267,9 @@ impl Server {
             )
             .await;
         }
-        let left = shared.metrics.snapshot().connections_open;
+        let end = shared.metrics.snapshot();
+        end.log();
+        let left = end.connections_open;
         tracing::info!(
             drained = open_at_start.saturating_sub(left),
             forced,

@@ -1,0 +1,86 @@
+# Shared helpers for the load-test proofs. Source it: `. "$(dirname "$0")/lib.sh"`.
+# Everything here runs on loopback only and every wait is bounded.
+#
+#   need CMD [DEBIAN_PACKAGE]   install the package with apt when CMD is missing
+#   build_release               cargo build --release of rampart and loadtest (once)
+#   rampart_start [ARGS...]     start target/release/rampart on a free 127.0.0.1 port with
+#                               the demo SPA and a fresh dev CA; sets RAMPART_PID,
+#                               RAMPART_ADDR (127.0.0.1:PORT), RAMPART_PORT, RAMPART_URL,
+#                               RAMPART_CA, RAMPART_LOG, WORK (a temp dir removed at exit)
+#   rampart_stop                SIGTERM, wait (bounded), require exit 0 and print the
+#                               server's `counters` line
+#   counter NAME                one field of that line (after rampart_stop)
+
+set -euo pipefail
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+RAMPART_BIN=${RAMPART_BIN:-$ROOT_DIR/target/release/rampart}
+LOADTEST_BIN=${LOADTEST_BIN:-$ROOT_DIR/target/release/loadtest}
+WORK=$(mktemp -d)
+RAMPART_PID=""
+
+cleanup() {
+  if [ -n "$RAMPART_PID" ] && kill -0 "$RAMPART_PID" 2>/dev/null; then
+    kill -9 "$RAMPART_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() {
+  local cmd=$1 pkg=${2:-$1}
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  echo "installing $pkg (for $cmd)" >&2
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null
+  command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd still missing after installing $pkg" >&2; return 1; }
+}
+
+build_release() {
+  if [ -z "${SKIP_BUILD:-}" ]; then
+    (cd "$ROOT_DIR" && cargo build --release --quiet -p rampart -p loadtest)
+  fi
+}
+
+rampart_start() {
+  RAMPART_LOG=$WORK/rampart.log
+  "$RAMPART_BIN" --listen 127.0.0.1:0 --root "$ROOT_DIR/www" --dev-cert-dir "$WORK/certs" \
+    "$@" >"$RAMPART_LOG" 2>&1 &
+  RAMPART_PID=$!
+  local i
+  for i in $(seq 1 300); do
+    if grep -q "listening addr=" "$RAMPART_LOG"; then break; fi
+    if ! kill -0 "$RAMPART_PID" 2>/dev/null; then
+      cat "$RAMPART_LOG" >&2; echo "rampart exited during start-up" >&2; return 1
+    fi
+    [ "$i" = 300 ] && { cat "$RAMPART_LOG" >&2; echo "rampart not listening after 30 s" >&2; return 1; }
+    sleep 0.1
+  done
+  RAMPART_ADDR=$(grep -o "listening addr=[^ ]*" "$RAMPART_LOG" | head -1 | cut -d= -f2)
+  RAMPART_PORT=${RAMPART_ADDR##*:}
+  RAMPART_URL="https://127.0.0.1:$RAMPART_PORT/"
+  RAMPART_CA=$WORK/certs/ca.pem
+  export RAMPART_PID RAMPART_ADDR RAMPART_PORT RAMPART_URL RAMPART_CA RAMPART_LOG
+}
+
+rampart_stop() {
+  kill -TERM "$RAMPART_PID"
+  local status=0 i
+  for i in $(seq 1 400); do
+    kill -0 "$RAMPART_PID" 2>/dev/null || break
+    [ "$i" = 400 ] && { echo "rampart still running 40 s after SIGTERM" >&2; kill -9 "$RAMPART_PID"; }
+    sleep 0.1
+  done
+  wait "$RAMPART_PID" || status=$?
+  RAMPART_PID=""
+  echo "server: $(grep -o 'counters .*' "$RAMPART_LOG" | tail -1)"
+  if grep -q "panicked" "$RAMPART_LOG"; then
+    grep "panicked" "$RAMPART_LOG" >&2; echo "rampart logged a panic" >&2; return 1
+  fi
+  [ "$status" = 0 ] || { tail -20 "$RAMPART_LOG" >&2; echo "rampart exit status $status" >&2; return 1; }
+}
+
+counter() {
+  grep -o "counters .*" "$RAMPART_LOG" | tail -1 | tr ' ' '\n' | grep "^$1=" | cut -d= -f2
+}
