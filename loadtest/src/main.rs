@@ -1,0 +1,2 @@
+//! loadtest: the refresh-storm and benchmark client (work in progress).
+fn main() {}
