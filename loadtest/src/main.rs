@@ -1,2 +1,367 @@
-//! loadtest: the refresh-storm and benchmark client (work in progress).
-fn main() {}
+//! loadtest: a black-box HTTPS client for rampart (or any server) with three modes.
+//!
+//! - `storm`: virtual users loop browser-like page loads over a mix of fresh, TLS 1.3 and
+//!   TLS 1.2 (ticket and session-ID) resumed connections, HTTP/1.1 (six connections) and
+//!   HTTP/2, verify every body byte for byte against `--root`, abandon a share of loads
+//!   mid-body (some with a TCP RST) like a browser refresh, and classify every failure.
+//! - `bench`: fixed-concurrency keep-alive requests to one URL (HTTP/1.1 or HTTP/2).
+//! - `handshake`: a new TLS connection per request, with or without resumption.
+//!
+//! Exit status: 0 when no server-fault error occurred, 1 when one did, 2 on a usage or
+//! setup error.
+
+mod bench;
+mod classify;
+mod net;
+mod report;
+mod site;
+mod storm;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use net::{Proto, Target, TlsKind};
+use report::Stats;
+use site::Site;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Refresh-storm and benchmark client for HTTPS servers (loopback use)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Browser-like page loads with refresh aborts; verifies every byte.
+    Storm(StormArgs),
+    /// Keep-alive requests to one URL at fixed concurrency.
+    Bench(BenchArgs),
+    /// A new TLS connection per request (full or resumed handshakes).
+    Handshake(HandshakeArgs),
+}
+
+#[derive(Args)]
+struct Common {
+    /// The page or file URL (https://127.0.0.1:8443/).
+    #[arg(long)]
+    url: String,
+    /// PEM file of trusted CA certificates (rampart's dev CA: certs/dev/ca.pem).
+    #[arg(long)]
+    ca: PathBuf,
+    /// How long to run (e.g. 20s, 10m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Deadline for a connect, handshake or whole response.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Write the summary as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+    /// Runtime worker threads (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct StormArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The directory the server serves: every body is compared with these files.
+    #[arg(long)]
+    root: PathBuf,
+    /// Concurrent virtual users.
+    #[arg(long, default_value_t = 64)]
+    users: usize,
+    /// Stop after this many page loads in all.
+    #[arg(long)]
+    max_page_loads: Option<u64>,
+    /// Share of page loads abandoned mid-body (refresh).
+    #[arg(long, default_value_t = 0.3)]
+    abort_share: f64,
+    /// Share of abandoned connections closed with a TCP RST (SO_LINGER 0).
+    #[arg(long, default_value_t = 0.5)]
+    rst_share: f64,
+    /// Share of page loads that reuse the previous load's keep-alive connections.
+    #[arg(long, default_value_t = 0.3)]
+    reuse: f64,
+    /// HTTP versions to mix: h1, h2 or h1,h2.
+    #[arg(long, default_value = "h1,h2")]
+    mix: String,
+    /// TLS kinds with weights: full13, full12, tls13, tls12-ticket, tls12-id.
+    #[arg(
+        long,
+        default_value = "full13:1,full12:1,tls13:2,tls12-ticket:2,tls12-id:2"
+    )]
+    kinds: String,
+    /// Another URL path fetched on every page load (a file under --root); repeatable.
+    #[arg(long)]
+    also: Vec<String>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    connections: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    #[arg(long, short = 'm', default_value_t = 10)]
+    streams: usize,
+    /// Use HTTP/2 (default HTTP/1.1).
+    #[arg(long)]
+    http2: bool,
+    /// Stop after this many requests.
+    #[arg(long, short = 'n')]
+    requests: Option<u64>,
+    /// accept-encoding to send (e.g. "gzip, br").
+    #[arg(long)]
+    accept_encoding: Option<String>,
+    /// Verify bodies against this directory.
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct HandshakeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Concurrent workers, each opening one connection at a time.
+    #[arg(long, short = 'c', default_value_t = 16)]
+    concurrency: usize,
+    /// Resume sessions (per-worker session store).
+    #[arg(long)]
+    resume: bool,
+    /// TLS 1.2 instead of TLS 1.3 (resumption then by ticket).
+    #[arg(long)]
+    tls12: bool,
+    /// Use HTTP/2 (default HTTP/1.1).
+    #[arg(long)]
+    http2: bool,
+    /// Stop after this many handshakes.
+    #[arg(long, short = 'n')]
+    requests: Option<u64>,
+}
+
+/// `500ms`, `20s`, `10m`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("bad duration unit in {s:?} (ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn share(name: &str, v: f64) -> Result<f64> {
+    if !(0.0..=1.0).contains(&v) {
+        bail!("--{name} must be between 0 and 1, got {v}");
+    }
+    Ok(v)
+}
+
+fn parse_kinds(s: &str) -> Result<Vec<(TlsKind, u32)>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, w) = part.split_once(':').unwrap_or((part, "1"));
+        let w: u32 = w
+            .parse()
+            .with_context(|| format!("--kinds: bad weight in {part:?}"))?;
+        if w > 0 {
+            out.push((TlsKind::parse(name)?, w));
+        }
+    }
+    if out.is_empty() {
+        bail!("--kinds: nothing to run");
+    }
+    Ok(out)
+}
+
+fn parse_mix(s: &str) -> Result<Vec<Proto>> {
+    let mut out = Vec::new();
+    for p in s.split(',').map(str::trim) {
+        out.push(match p {
+            "h1" => Proto::H1,
+            "h2" => Proto::H2,
+            _ => bail!("--mix: unknown protocol {p:?} (h1, h2)"),
+        });
+    }
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        b.worker_threads(n.max(1));
+    }
+    Ok(b.enable_all().build()?)
+}
+
+/// Runs a mode with a live progress line; prints and writes the summary; true when clean.
+fn drive<F>(common: &Common, mode: &str, users: usize, stats: Arc<Stats>, work: F) -> Result<bool>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let rt = runtime(common.threads)?;
+    let pb = report::progress(common.quiet);
+    rt.block_on(async {
+        let ticker = {
+            let (pb, stats) = (pb.clone(), Arc::clone(&stats));
+            tokio::spawn(async move {
+                loop {
+                    pb.set_message(stats.progress_line());
+                    pb.tick();
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        };
+        work.await;
+        ticker.abort();
+    });
+    pb.finish_and_clear();
+    drop(rt);
+    let summary = stats.summary(mode, users);
+    print!("{}", summary.text());
+    if let Some(path) = &common.json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if summary.requests.ok == 0 && summary.errors.total == 0 {
+        eprintln!("loadtest: no request completed");
+        return Ok(false);
+    }
+    Ok(summary.errors.total == 0 && summary.requests.ok > 0)
+}
+
+fn run(cli: Cli) -> Result<bool> {
+    match cli.command {
+        Command::Storm(a) => {
+            let (target, path) = Target::parse(&a.common.url)?;
+            let site = Arc::new(Site::load(&a.root, &a.also)?);
+            let opts = Arc::new(storm::Options {
+                target,
+                path,
+                site,
+                roots: net::roots(&a.common.ca)?,
+                users: a.users.max(1),
+                duration: a.common.duration,
+                max_page_loads: a.max_page_loads,
+                abort_share: share("abort-share", a.abort_share)?,
+                rst_share: share("rst-share", a.rst_share)?,
+                reuse: share("reuse", a.reuse)?,
+                protos: parse_mix(&a.mix)?,
+                kinds: parse_kinds(&a.kinds)?,
+                timeout: a.common.timeout,
+            });
+            let stats = Arc::new(Stats::new());
+            let users = opts.users;
+            drive(
+                &a.common,
+                "storm",
+                users,
+                Arc::clone(&stats),
+                storm::run(opts, Arc::clone(&stats)),
+            )
+        }
+        Command::Bench(a) => {
+            let opts = bench_options(
+                &a.common,
+                a.root.as_deref(),
+                a.requests,
+                a.accept_encoding.clone(),
+            )?;
+            let stats = Arc::new(Stats::new());
+            let proto = if a.http2 { Proto::H2 } else { Proto::H1 };
+            let work = bench::bench(
+                opts,
+                Arc::clone(&stats),
+                a.connections.max(1),
+                a.streams,
+                proto,
+            );
+            drive(&a.common, "bench", a.connections, stats, work)
+        }
+        Command::Handshake(a) => {
+            let opts = bench_options(&a.common, None, a.requests, None)?;
+            let stats = Arc::new(Stats::new());
+            let kind = match (a.resume, a.tls12) {
+                (false, false) => TlsKind::Full13,
+                (false, true) => TlsKind::Full12,
+                (true, false) => TlsKind::Tls13,
+                (true, true) => TlsKind::Tls12Ticket,
+            };
+            let proto = if a.http2 { Proto::H2 } else { Proto::H1 };
+            let work =
+                bench::handshakes(opts, Arc::clone(&stats), a.concurrency.max(1), kind, proto);
+            drive(&a.common, "handshake", a.concurrency, stats, work)
+        }
+    }
+}
+
+fn bench_options(
+    common: &Common,
+    root: Option<&std::path::Path>,
+    requests: Option<u64>,
+    accept_encoding: Option<String>,
+) -> Result<Arc<bench::Options>> {
+    let (target, path) = Target::parse(&common.url)?;
+    Ok(Arc::new(bench::Options {
+        target,
+        path,
+        roots: net::roots(&common.ca)?,
+        site: root.map(|r| Site::load(r, &[]).map(Arc::new)).transpose()?,
+        duration: common.duration,
+        max_requests: requests,
+        accept_encoding,
+        timeout: common.timeout,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_kinds_parse() {
+        assert_eq!(parse_duration("20s").unwrap(), Duration::from_secs(20));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("3y").is_err());
+        let k = parse_kinds("full13:1,tls12-id:3").unwrap();
+        assert_eq!(k, vec![(TlsKind::Full13, 1), (TlsKind::Tls12Id, 3)]);
+        assert!(parse_kinds("tls11").is_err());
+        assert_eq!(parse_mix("h2").unwrap(), vec![Proto::H2]);
+        assert!(share("x", 1.5).is_err());
+    }
+}

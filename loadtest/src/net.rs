@@ -1,0 +1,495 @@
+//! Connections: TCP (with an optional RST on drop), rustls with a chosen resumption mode,
+//! then hyper's HTTP/1.1 or HTTP/2 client connection chosen by ALPN.
+
+use crate::classify::Failure;
+use anyhow::{bail, Context, Result};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::client::{ClientSessionMemoryCache, Resumption, Tls12Resumption};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context as Cx, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+
+/// How a connection's TLS session is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TlsKind {
+    /// TLS 1.3, no resumption: always a full handshake.
+    Full13,
+    /// TLS 1.2, no resumption: always a full handshake.
+    Full12,
+    /// TLS 1.3 with a per-user ticket store (PSK resumption).
+    Tls13,
+    /// TLS 1.2 resumption by session ticket (RFC 5077).
+    Tls12Ticket,
+    /// TLS 1.2 resumption by session ID only (the server's session cache).
+    Tls12Id,
+}
+
+impl TlsKind {
+    /// Every kind, in label order.
+    pub const ALL: [Self; 5] = [
+        Self::Full13,
+        Self::Full12,
+        Self::Tls13,
+        Self::Tls12Ticket,
+        Self::Tls12Id,
+    ];
+
+    /// The label used on the command line and in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Full13 => "full13",
+            Self::Full12 => "full12",
+            Self::Tls13 => "tls13",
+            Self::Tls12Ticket => "tls12-ticket",
+            Self::Tls12Id => "tls12-id",
+        }
+    }
+
+    /// Parses a label.
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.label() == s)
+            .with_context(|| {
+                let all: Vec<_> = Self::ALL.iter().map(|k| k.label()).collect();
+                format!("unknown TLS kind {s:?} (one of {})", all.join(", "))
+            })
+    }
+
+    /// Whether this kind tries to resume.
+    pub fn resumes(self) -> bool {
+        !matches!(self, Self::Full13 | Self::Full12)
+    }
+}
+
+/// The HTTP version asked for by ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    /// HTTP/1.1 (up to six connections per page load, like a browser).
+    H1,
+    /// HTTP/2 (one multiplexed connection).
+    H2,
+}
+
+impl Proto {
+    /// The label used on the command line and in reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::H1 => "h1",
+            Self::H2 => "h2",
+        }
+    }
+}
+
+/// Reads a PEM file of trust anchors.
+pub fn roots(ca: &Path) -> Result<Arc<RootCertStore>> {
+    let mut roots = RootCertStore::empty();
+    for cert in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots
+            .add(cert.with_context(|| format!("parsing {}", ca.display()))?)
+            .with_context(|| format!("adding a root from {}", ca.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("{}: no certificates", ca.display());
+    }
+    Ok(Arc::new(roots))
+}
+
+/// One client configuration per HTTP version, sharing a session store (per user and kind).
+#[derive(Clone)]
+pub struct KindConfigs {
+    h1: Arc<ClientConfig>,
+    h2: Arc<ClientConfig>,
+}
+
+impl KindConfigs {
+    /// Builds the configs for `kind` with a fresh session store.
+    pub fn new(roots: &Arc<RootCertStore>, kind: TlsKind) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = match kind {
+            TlsKind::Full13 | TlsKind::Tls13 => &[&rustls::version::TLS13],
+            _ => &[&rustls::version::TLS12],
+        };
+        let mut base = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+            .with_root_certificates(Arc::clone(roots))
+            .with_no_client_auth();
+        base.resumption = match kind {
+            TlsKind::Full13 | TlsKind::Full12 => Resumption::disabled(),
+            TlsKind::Tls13 | TlsKind::Tls12Ticket => {
+                Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)))
+            }
+            TlsKind::Tls12Id => Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)))
+                .tls12_resumption(Tls12Resumption::SessionIdOnly),
+        };
+        let mut h1 = base.clone();
+        h1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut h2 = base;
+        h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Self {
+            h1: Arc::new(h1),
+            h2: Arc::new(h2),
+        }
+    }
+
+    fn get(&self, proto: Proto) -> Arc<ClientConfig> {
+        Arc::clone(match proto {
+            Proto::H1 => &self.h1,
+            Proto::H2 => &self.h2,
+        })
+    }
+}
+
+/// Where to connect and what to call the server.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The socket address (loopback in every shipped script).
+    pub addr: SocketAddr,
+    /// SNI / certificate name.
+    pub name: ServerName<'static>,
+    /// `host[:port]` for Host / :authority.
+    pub authority: String,
+    /// `https://authority`.
+    pub origin: String,
+}
+
+impl Target {
+    /// Parses `https://host:port/...` and resolves the host.
+    pub fn parse(url: &str) -> Result<(Self, String)> {
+        let uri: http::Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
+        if uri.scheme_str() != Some("https") {
+            bail!("--url must be https://...");
+        }
+        let host = uri.host().context("URL has no host")?;
+        let port = uri.port_u16().unwrap_or(443);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(bare, port))
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .with_context(|| format!("{host} has no address"))?;
+        let name = ServerName::try_from(bare.to_owned())
+            .with_context(|| format!("bad server name {host}"))?;
+        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        let path = uri
+            .path_and_query()
+            .map_or("/".to_owned(), |p| p.to_string());
+        Ok((
+            Self {
+                addr,
+                name,
+                origin: format!("https://{authority}"),
+                authority,
+            },
+            path,
+        ))
+    }
+}
+
+/// TCP stream that resets (SO_LINGER 0) instead of closing when `rst` is set at drop.
+struct Sock {
+    inner: TcpStream,
+    rst: Arc<AtomicBool>,
+}
+
+impl Drop for Sock {
+    fn drop(&mut self) {
+        if self.rst.load(Ordering::Relaxed) {
+            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for Sock {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Cx<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Sock {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Cx<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Cx<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Cx<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Cx<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+}
+
+/// Sends requests on a connection; HTTP/2 connections hand out several (one per stream).
+pub struct Requester {
+    sender: Sender,
+}
+
+/// What the TLS handshake produced.
+#[derive(Debug, Clone, Copy)]
+pub struct Handshake {
+    /// The kind of configuration used.
+    pub kind: TlsKind,
+    /// Whether the session was resumed.
+    pub resumed: bool,
+    /// Whether TLS 1.3 was negotiated.
+    pub tls13: bool,
+    /// The HTTP version ALPN chose.
+    pub proto: Proto,
+    /// Time from TCP connect start to the end of the handshake.
+    pub elapsed: Duration,
+}
+
+/// One open connection.
+pub struct Conn {
+    /// Sends this connection's requests (HTTP/1.1: one at a time).
+    pub req: Requester,
+    driver: JoinHandle<Result<(), hyper::Error>>,
+    rst: Arc<AtomicBool>,
+    /// The handshake this connection made.
+    pub handshake: Handshake,
+}
+
+/// A completed response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: http::StatusCode,
+    /// `content-encoding`, if any.
+    pub encoding: Option<String>,
+    /// The body as received (still encoded).
+    pub body: Bytes,
+}
+
+/// Opens TCP + TLS + HTTP within `timeout`.
+pub async fn connect(
+    target: &Target,
+    configs: &KindConfigs,
+    kind: TlsKind,
+    proto: Proto,
+    timeout: Duration,
+) -> Result<Conn, Failure> {
+    let start = Instant::now();
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(target.addr)).await {
+        Err(_) => return Err(Failure::new("timeout", "TCP connect timed out")),
+        Ok(Err(e)) => return Err(Failure::new("connect_failed", format!("connect: {e}"))),
+        Ok(Ok(t)) => t,
+    };
+    let _ = tcp.set_nodelay(true);
+    let rst = Arc::new(AtomicBool::new(false));
+    let sock = Sock {
+        inner: tcp,
+        rst: Arc::clone(&rst),
+    };
+    let connector = TlsConnector::from(configs.get(proto));
+    let tls =
+        match tokio::time::timeout(timeout, connector.connect(target.name.clone(), sock)).await {
+            Err(_) => return Err(Failure::new("timeout", "TLS handshake timed out")),
+            Ok(Err(e)) => return Err(Failure::from_error("TLS handshake", &e)),
+            Ok(Ok(t)) => t,
+        };
+    let c = tls.get_ref().1;
+    let handshake = Handshake {
+        kind,
+        resumed: c.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        tls13: c.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
+        proto: if c.alpn_protocol() == Some(b"h2") {
+            Proto::H2
+        } else {
+            Proto::H1
+        },
+        elapsed: start.elapsed(),
+    };
+    let io = TokioIo::new(tls);
+    let (sender, driver) = match handshake.proto {
+        Proto::H1 => {
+            let (s, c) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| Failure::from_error("HTTP/1.1 handshake", &e))?;
+            (Sender::H1(s), tokio::spawn(c))
+        }
+        Proto::H2 => {
+            let (s, c) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .initial_stream_window_size(1 << 20)
+                .initial_connection_window_size(4 << 20)
+                .handshake(io)
+                .await
+                .map_err(|e| Failure::from_error("HTTP/2 handshake", &e))?;
+            (Sender::H2(s), tokio::spawn(c))
+        }
+    };
+    Ok(Conn {
+        req: Requester { sender },
+        driver,
+        rst,
+        handshake,
+    })
+}
+
+impl Requester {
+    /// Sends GET `path` and reads the whole body; `on_chunk` sees each body chunk's size.
+    pub async fn get(
+        &mut self,
+        target: &Target,
+        path: &str,
+        accept_encoding: Option<&str>,
+        timeout: Duration,
+        on_chunk: &(dyn Fn(usize) + Sync),
+    ) -> Result<Response, Failure> {
+        let fut = async {
+            let mut req = http::Request::get(match self.sender {
+                Sender::H1(_) => path.to_owned(),
+                Sender::H2(_) => format!("{}{path}", target.origin),
+            });
+            if matches!(self.sender, Sender::H1(_)) {
+                req = req.header(http::header::HOST, &target.authority);
+            }
+            if let Some(ae) = accept_encoding {
+                req = req.header(http::header::ACCEPT_ENCODING, ae);
+            }
+            req = req.header(http::header::USER_AGENT, "rampart-loadtest/0.1");
+            let req = req
+                .body(Empty::<Bytes>::new())
+                .map_err(|e| Failure::new("other", format!("building request: {e}")))?;
+            let resp = match &mut self.sender {
+                Sender::H1(s) => {
+                    s.ready().await.map_err(|e| Failure::from_error(path, &e))?;
+                    s.send_request(req).await
+                }
+                Sender::H2(s) => {
+                    s.ready().await.map_err(|e| Failure::from_error(path, &e))?;
+                    s.send_request(req).await
+                }
+            }
+            .map_err(|e| Failure::from_error(path, &e))?;
+            let (parts, mut body) = resp.into_parts();
+            let mut buf = BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| Failure::from_error(path, &e))?;
+                if let Ok(data) = frame.into_data() {
+                    on_chunk(data.len());
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Ok(Response {
+                status: parts.status,
+                encoding: parts
+                    .headers
+                    .get(http::header::CONTENT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                body: buf.freeze(),
+            })
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                "timeout",
+                format!("{path}: no complete response in {timeout:?}"),
+            )),
+        }
+    }
+}
+
+impl Conn {
+    /// A second requester for another concurrent stream (HTTP/2 only).
+    pub fn stream(&self) -> Option<Requester> {
+        match &self.req.sender {
+            Sender::H2(s) => Some(Requester {
+                sender: Sender::H2(s.clone()),
+            }),
+            Sender::H1(_) => None,
+        }
+    }
+
+    /// Whether another request can go out on this connection.
+    pub fn is_open(&self) -> bool {
+        !self.driver.is_finished()
+            && match &self.req.sender {
+                Sender::H1(s) => !s.is_closed(),
+                Sender::H2(s) => !s.is_closed(),
+            }
+    }
+
+    /// A handle that cuts this connection from elsewhere (see [`Conn::abort`]).
+    pub fn killer(&self) -> (tokio::task::AbortHandle, Arc<AtomicBool>) {
+        (self.driver.abort_handle(), Arc::clone(&self.rst))
+    }
+
+    /// Closes like a browser abandoning the page: the socket goes at once, without
+    /// close_notify, with a TCP RST when `reset`.
+    pub fn abort(self, reset: bool) {
+        self.rst.store(reset, Ordering::Relaxed);
+        self.driver.abort();
+    }
+
+    /// Closes cleanly (close_notify, FIN) and returns the driver's outcome.
+    pub async fn close(self, timeout: Duration) -> Result<(), Failure> {
+        drop(self.req);
+        match tokio::time::timeout(timeout, self.driver).await {
+            Err(_) => Ok(()), // the server may keep the socket half-open; not a fault
+            Ok(Err(_)) => Ok(()),
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(Failure::from_error("connection", &e)),
+        }
+    }
+}
+
+/// Decodes a body by its content-encoding.
+pub fn decode(encoding: Option<&str>, body: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    match encoding.map(str::trim) {
+        None | Some("identity") => Ok(body.to_vec()),
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("gzip: {e}"))?;
+            Ok(out)
+        }
+        Some("br") => {
+            let mut out = Vec::new();
+            brotli::Decompressor::new(body, 4096)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("br: {e}"))?;
+            Ok(out)
+        }
+        Some(other) => Err(format!("unexpected content-encoding {other:?}")),
+    }
+}
