@@ -4,7 +4,7 @@
 #   need CMD [DEBIAN_PACKAGE]   install the package with apt when CMD is missing
 #   build_release               cargo build --release of rampart and loadtest (once)
 #   rampart_start [ARGS...]     start target/release/rampart on a free 127.0.0.1 port with
-#                               the demo SPA and a fresh dev CA; sets RAMPART_PID,
+#                               the demo SPA (or $RAMPART_ROOT) and a fresh dev CA; sets RAMPART_PID,
 #                               RAMPART_ADDR (127.0.0.1:PORT), RAMPART_PORT, RAMPART_URL,
 #                               RAMPART_CA, RAMPART_LOG, WORK (a temp dir removed at exit)
 #   rampart_stop                SIGTERM, wait (bounded), require exit 0 and print the
@@ -16,6 +16,8 @@ ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RAMPART_BIN=${RAMPART_BIN:-$ROOT_DIR/target/release/rampart}
 LOADTEST_BIN=${LOADTEST_BIN:-$ROOT_DIR/target/release/loadtest}
 WORK=$(mktemp -d)
+# Hundreds of users open thousands of sockets: lift the soft descriptor limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 RAMPART_PID=""
 
 cleanup() {
@@ -45,7 +47,7 @@ build_release() {
 
 rampart_start() {
   RAMPART_LOG=$WORK/rampart.log
-  "$RAMPART_BIN" --listen 127.0.0.1:0 --root "$ROOT_DIR/www" --dev-cert-dir "$WORK/certs" \
+  "$RAMPART_BIN" --listen 127.0.0.1:0 --root "${RAMPART_ROOT:-$ROOT_DIR/www}" --dev-cert-dir "$WORK/certs" \
     "$@" >"$RAMPART_LOG" 2>&1 &
   RAMPART_PID=$!
   local i
