@@ -259,6 +259,28 @@ enum Sender {
 /// Sends requests on a connection; HTTP/2 connections hand out several (one per stream).
 pub struct Requester {
     sender: Sender,
+    /// The connection driver's error, once it failed: hyper often hands the request only
+    /// a cause-less "connection error" or "channel closed" while the driver holds the TLS
+    /// alert or decrypt error that explains it.
+    driver_error: DriverError,
+}
+
+type DriverError = Arc<std::sync::Mutex<Option<Failure>>>;
+
+/// Runs a hyper connection, keeping its error for the requests that it broke.
+fn drive<F>(conn: F, slot: DriverError) -> JoinHandle<Result<(), hyper::Error>>
+where
+    F: std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let r = conn.await;
+        if let Err(e) = &r {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some(Failure::from_error("connection", e));
+            }
+        }
+        r
+    })
 }
 
 /// What the TLS handshake produced.
@@ -337,12 +359,13 @@ pub async fn connect(
         elapsed: start.elapsed(),
     };
     let io = TokioIo::new(tls);
+    let driver_error = DriverError::default();
     let (sender, driver) = match handshake.proto {
         Proto::H1 => {
             let (s, c) = hyper::client::conn::http1::handshake(io)
                 .await
                 .map_err(|e| Failure::from_error("HTTP/1.1 handshake", &e))?;
-            (Sender::H1(s), tokio::spawn(c))
+            (Sender::H1(s), drive(c, Arc::clone(&driver_error)))
         }
         Proto::H2 => {
             let (s, c) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
@@ -351,11 +374,14 @@ pub async fn connect(
                 .handshake(io)
                 .await
                 .map_err(|e| Failure::from_error("HTTP/2 handshake", &e))?;
-            (Sender::H2(s), tokio::spawn(c))
+            (Sender::H2(s), drive(c, Arc::clone(&driver_error)))
         }
     };
     Ok(Conn {
-        req: Requester { sender },
+        req: Requester {
+            sender,
+            driver_error,
+        },
         driver,
         rst,
         handshake,
@@ -407,7 +433,7 @@ impl Requester {
                     buf.extend_from_slice(&data);
                 }
             }
-            Ok(Response {
+            Ok::<Response, Failure>(Response {
                 status: parts.status,
                 encoding: parts
                     .headers
@@ -418,12 +444,25 @@ impl Requester {
             })
         };
         match tokio::time::timeout(timeout, fut).await {
+            Ok(Err(f)) if f.class == "other" => Err(self.explain(f).await),
             Ok(r) => r,
             Err(_) => Err(Failure::new(
                 "timeout",
                 format!("{path}: no complete response in {timeout:?}"),
             )),
         }
+    }
+
+    /// Replaces a vague request error with the connection driver's, when it has one
+    /// (waiting briefly: the driver may still be finishing).
+    async fn explain(&self, vague: Failure) -> Failure {
+        for _ in 0..40 {
+            if let Some(f) = self.driver_error.lock().ok().and_then(|g| g.clone()) {
+                return Failure::new(f.class, format!("{}; {}", vague.detail, f.detail));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        vague
     }
 }
 
@@ -433,6 +472,7 @@ impl Conn {
         match &self.req.sender {
             Sender::H2(s) => Some(Requester {
                 sender: Sender::H2(s.clone()),
+                driver_error: Arc::clone(&self.req.driver_error),
             }),
             Sender::H1(_) => None,
         }
