@@ -212,3 +212,61 @@ pub async fn handshakes(
     }
     while workers.join_next().await.is_some() {}
 }
+
+/// Idle load: opens `connections` TLS connections (one request each, so the session is
+/// fully set up), holds them open for `hold`, then closes them cleanly. Used to measure a
+/// server's memory per idle keep-alive connection.
+pub async fn idle(
+    opts: Arc<Options>,
+    stats: Arc<Stats>,
+    connections: usize,
+    hold: Duration,
+    proto: Proto,
+) {
+    let configs = KindConfigs::new(&opts.roots, TlsKind::Tls13);
+    let open = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = JoinSet::new();
+    for _ in 0..connections {
+        let (opts, stats, configs, open) = (
+            Arc::clone(&opts),
+            Arc::clone(&stats),
+            configs.clone(),
+            Arc::clone(&open),
+        );
+        tasks.spawn(async move {
+            // At most 64 handshakes at once, so that a listen backlog never overflows.
+            let permit = open.acquire_owned().await.ok()?;
+            let mut conn =
+                match net::connect(&opts.target, &configs, TlsKind::Tls13, proto, opts.timeout)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(f) => {
+                        stats.error(&f);
+                        return None;
+                    }
+                };
+            stats.handshake(&conn.handshake);
+            let ok = one(&mut conn.req, &opts, &stats).await;
+            drop(permit);
+            ok.then_some(conn)
+        });
+    }
+    let mut held = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Some(c)) = r {
+            held.push(c);
+        }
+    }
+    eprintln!(
+        "loadtest idle: {} connections open; holding {hold:?}",
+        held.len()
+    );
+    tokio::time::sleep(hold).await;
+    let mut closing = JoinSet::new();
+    for c in held {
+        let t = opts.timeout;
+        closing.spawn(async move { c.close(t).await });
+    }
+    while closing.join_next().await.is_some() {}
+}

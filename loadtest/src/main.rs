@@ -6,6 +6,7 @@
 //!   mid-body (some with a TCP RST) like a browser refresh, and classify every failure.
 //! - `bench`: fixed-concurrency keep-alive requests to one URL (HTTP/1.1 or HTTP/2).
 //! - `handshake`: a new TLS connection per request, with or without resumption.
+//! - `idle`: many connections held open after one request each (memory per connection).
 //!
 //! Exit status: 0 when no server-fault error occurred, 1 when one did, 2 on a usage or
 //! setup error.
@@ -46,6 +47,23 @@ enum Command {
     Bench(BenchArgs),
     /// A new TLS connection per request (full or resumed handshakes).
     Handshake(HandshakeArgs),
+    /// Opens many connections, makes one request on each, holds them idle, closes them.
+    Idle(IdleArgs),
+}
+
+#[derive(Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to open and hold.
+    #[arg(long, short = 'c', default_value_t = 5000)]
+    connections: usize,
+    /// How long to hold them (measure the server while they are held).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    hold: Duration,
+    /// Use HTTP/2 (default HTTP/1.1).
+    #[arg(long)]
+    http2: bool,
 }
 
 #[derive(Args)]
@@ -324,6 +342,19 @@ fn run(cli: Cli) -> Result<bool> {
             let work =
                 bench::handshakes(opts, Arc::clone(&stats), a.concurrency.max(1), kind, proto);
             drive(&a.common, "handshake", a.concurrency, stats, work)
+        }
+        Command::Idle(a) => {
+            let opts = bench_options(&a.common, None, None, None)?;
+            let stats = Arc::new(Stats::new());
+            let proto = if a.http2 { Proto::H2 } else { Proto::H1 };
+            let work = bench::idle(
+                opts,
+                Arc::clone(&stats),
+                a.connections.max(1),
+                a.hold,
+                proto,
+            );
+            drive(&a.common, "idle", a.connections, stats, work)
         }
     }
 }
