@@ -15,8 +15,16 @@ use crate::error::{Error, Result};
 /// # Errors
 /// [`Error::InvalidSetting`] naming `--log-level` when the directive does not parse.
 pub fn init(filter: &str) -> Result<()> {
+    // rustls logs per-connection warnings (an IP address sent as SNI by wrk and others,
+    // every alert it sends) without rate limits; rampart reports those itself, rate-limited,
+    // with the peer. They stay reachable with an explicit `rustls=...` directive.
+    let directive = if filter.contains("rustls") {
+        filter.to_owned()
+    } else {
+        format!("{filter},rustls=error")
+    };
     let filter =
-        tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| Error::InvalidSetting {
+        tracing_subscriber::EnvFilter::try_new(&directive).map_err(|e| Error::InvalidSetting {
             setting: "--log-level",
             value: filter.to_owned(),
             reason: e.to_string(),
@@ -100,6 +108,7 @@ pub struct Metrics {
     pub(crate) connections_closed_header_timeout: AtomicU64,
     pub(crate) connections_closed_stalled: AtomicU64,
     pub(crate) connection_panics: AtomicU64,
+    pub(crate) session_tls_errors: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -135,6 +144,9 @@ pub struct MetricsSnapshot {
     pub connections_closed_stalled: u64,
     /// Connection tasks that panicked (a bug; the server kept serving).
     pub connection_panics: u64,
+    /// Established sessions that ended with a TLS error (an alert from the client, a
+    /// record that failed to decrypt); zero in every proof.
+    pub session_tls_errors: u64,
 }
 
 impl MetricsSnapshot {
@@ -168,6 +180,7 @@ impl MetricsSnapshot {
             closed_header_timeout = self.connections_closed_header_timeout,
             closed_stalled = self.connections_closed_stalled,
             connection_panics = self.connection_panics,
+            session_tls_errors = self.session_tls_errors,
             "counters"
         );
     }
@@ -202,6 +215,7 @@ impl Metrics {
             connections_closed_header_timeout: g(&self.connections_closed_header_timeout),
             connections_closed_stalled: g(&self.connections_closed_stalled),
             connection_panics: g(&self.connection_panics),
+            session_tls_errors: g(&self.session_tls_errors),
         }
     }
 }

@@ -21,6 +21,14 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 RAMPART_PID=""
 
 cleanup() {
+  local status=$?
+  # A failed run keeps the server log for the post-mortem.
+  if [ "$status" != 0 ] && [ -n "${RAMPART_LOG:-}" ] && [ -f "$RAMPART_LOG" ]; then
+    mkdir -p "$ROOT_DIR/target/loadtest"
+    local keep
+    keep="$ROOT_DIR/target/loadtest/$(basename "$0" .sh)-$(date +%Y%m%dT%H%M%S)-rampart.log"
+    cp "$RAMPART_LOG" "$keep" && echo "server log kept: $keep" >&2
+  fi
   if [ -n "$RAMPART_PID" ] && kill -0 "$RAMPART_PID" 2>/dev/null; then
     kill -9 "$RAMPART_PID" 2>/dev/null || true
   fi

@@ -14,7 +14,9 @@
 #
 # Fails (exit 1) when: the storm saw any error (a TLS alert, a local TLS error such as
 # bad_record_mac, EOF without close_notify, a reset, a timeout, a wrong status or byte);
-# rampart panicked, logged an alert *received* or a protocol error, or did not exit 0;
+# rampart panicked, counted an alert *received*, a protocol error or a TLS error inside an
+# established session (an alert from the client, a record that failed to decrypt), or did
+# not exit 0;
 # the resumption rate seen by the client or by the server is not above 50%; the client's
 # and the server's resumed-handshake counts differ.
 # A response slower than --timeout (default 30 s: two shared cores run both client and
@@ -82,6 +84,8 @@ if srv["handshakes_resumed"] != summary["connections"]["resumed"]:
 for k in ("alert_received", "protocol_error", "not_tls", "plaintext_http"):
     if fails.get(k):
         problems.append(f"server counted {fails[k]} handshake failures of class {k}")
+if srv.get("session_tls_errors"):
+    problems.append(f"server logged {srv['session_tls_errors']} TLS errors inside established sessions")
 if srv["connection_panics"]:
     problems.append(f"server counted {srv['connection_panics']} connection panics")
 if problems:

@@ -247,8 +247,63 @@ pub(crate) async fn handle(
             .half_close(false);
         drive(b.serve_connection(io, svc), &state, &shared).await
     };
-    if let Err(why) = result {
-        tracing::debug!(%peer, h2, reason = %why, "connection ended with an error");
+    match result {
+        Ok(()) => {}
+        Err(Ended {
+            tls: Some(tls),
+            why,
+        }) => {
+            // A TLS error inside an established session (an alert from the client, a record
+            // that failed to decrypt): the failures this server exists to prevent.
+            Metrics::inc(&shared.metrics.session_tls_errors);
+            tracing::warn!(%peer, sni = sni.as_deref().unwrap_or("none"), h2, tls_error = %tls, reason = %why, "tls error in an established session");
+        }
+        Err(Ended { why, .. }) => {
+            tracing::debug!(%peer, h2, reason = %why, "connection ended with an error");
+        }
+    }
+}
+
+/// Why an established connection ended early.
+struct Ended {
+    /// The rustls error in the cause chain, if any.
+    tls: Option<String>,
+    /// The whole cause chain, or the deadline that closed it.
+    why: String,
+}
+
+impl Ended {
+    fn deadline(why: &str) -> Self {
+        Self {
+            tls: None,
+            why: why.to_owned(),
+        }
+    }
+
+    fn from_error(e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut why = e.to_string();
+        let mut tls = None;
+        let mut cur = Some(e);
+        while let Some(err) = cur {
+            let text = err.to_string();
+            if !why.ends_with(&text) {
+                why.push_str(": ");
+                why.push_str(&text);
+            }
+            let inner = err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|i| i.downcast_ref::<rustls::Error>());
+            if let Some(t) = err.downcast_ref::<rustls::Error>().or(inner) {
+                tls = Some(format!("{t:?}"));
+                if inner.is_some() {
+                    why.push_str(": ");
+                    why.push_str(&t.to_string());
+                }
+            }
+            cur = err.source();
+        }
+        Self { tls, why }
     }
 }
 
@@ -283,10 +338,10 @@ fn closed_at_shutdown(peer: SocketAddr) {
 const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs a hyper connection under the deadlines and shutdown tokens.
-async fn drive<C>(conn: C, state: &ConnState, shared: &Shared) -> Result<(), String>
+async fn drive<C>(conn: C, state: &ConnState, shared: &Shared) -> Result<(), Ended>
 where
     C: GracefulConnection,
-    C::Error: std::fmt::Display,
+    C::Error: std::error::Error + 'static,
 {
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
@@ -298,7 +353,9 @@ where
         let next = match grace_until {
             Some(until) if Instant::now() >= until => {
                 Metrics::inc(&shared.metrics.connections_closed_stalled);
-                return Err("did not close within the grace period after idling".into());
+                return Err(Ended::deadline(
+                    "did not close within the grace period after idling",
+                ));
             }
             Some(until) => until,
             None => match state.check(limits.header_timeout, limits.idle_timeout) {
@@ -314,21 +371,23 @@ where
                 }
                 Deadline::Stalled => {
                     Metrics::inc(&shared.metrics.connections_closed_stalled);
-                    return Err("no progress for the idle timeout".into());
+                    return Err(Ended::deadline("no progress for the idle timeout"));
                 }
                 Deadline::HeaderTimeout => {
                     Metrics::inc(&shared.metrics.connections_closed_header_timeout);
-                    return Err("request head not complete within the header timeout".into());
+                    return Err(Ended::deadline(
+                        "request head not complete within the header timeout",
+                    ));
                 }
             },
         };
         tokio::select! {
-            res = conn.as_mut() => return res.map_err(|e| e.to_string()),
+            res = conn.as_mut() => return res.map_err(|e| Ended::from_error(&e)),
             () = shared.tokens.graceful.cancelled(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = shared.tokens.force.cancelled() => return Err("shutdown deadline passed".into()),
+            () = shared.tokens.force.cancelled() => return Err(Ended::deadline("shutdown deadline passed")),
             () = state.wake.notified() => {}
             () = tokio::time::sleep_until(next) => {}
         }
