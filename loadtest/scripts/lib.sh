@@ -60,7 +60,7 @@ rampart_start() {
   RAMPART_PID=$!
   local i
   for i in $(seq 1 300); do
-    if grep -q "listening addr=" "$RAMPART_LOG"; then break; fi
+    if grep -qs "listening addr=" "$RAMPART_LOG"; then break; fi
     if ! kill -0 "$RAMPART_PID" 2>/dev/null; then
       cat "$RAMPART_LOG" >&2; echo "rampart exited during start-up" >&2; return 1
     fi
