@@ -263,6 +263,8 @@ pub struct Requester {
     /// a cause-less "connection error" or "channel closed" while the driver holds the TLS
     /// alert or decrypt error that explains it.
     driver_error: DriverError,
+    /// This end's address, so that an error can be matched with the server's log.
+    local: Option<SocketAddr>,
 }
 
 type DriverError = Arc<std::sync::Mutex<Option<Failure>>>;
@@ -334,6 +336,7 @@ pub async fn connect(
         Ok(Ok(t)) => t,
     };
     let _ = tcp.set_nodelay(true);
+    let local = tcp.local_addr().ok();
     let rst = Arc::new(AtomicBool::new(false));
     let sock = Sock {
         inner: tcp,
@@ -381,6 +384,7 @@ pub async fn connect(
         req: Requester {
             sender,
             driver_error,
+            local,
         },
         driver,
         rst,
@@ -443,14 +447,20 @@ impl Requester {
                 body: buf.freeze(),
             })
         };
-        match tokio::time::timeout(timeout, fut).await {
+        let r = match tokio::time::timeout(timeout, fut).await {
             Ok(Err(f)) if f.class == "other" => Err(self.explain(f).await),
             Ok(r) => r,
             Err(_) => Err(Failure::new(
                 "timeout",
                 format!("{path}: no complete response in {timeout:?}"),
             )),
-        }
+        };
+        r.map_err(|mut f| {
+            if let Some(local) = self.local {
+                f.detail = format!("{} (client {local})", f.detail);
+            }
+            f
+        })
     }
 
     /// Replaces a vague request error with the connection driver's, when it has one
@@ -473,6 +483,7 @@ impl Conn {
             Sender::H2(s) => Some(Requester {
                 sender: Sender::H2(s.clone()),
                 driver_error: Arc::clone(&self.req.driver_error),
+                local: self.req.local,
             }),
             Sender::H1(_) => None,
         }

@@ -131,6 +131,10 @@ struct Load {
     abort_now: Notify,
     inflight: AtomicU64,
     failed: AtomicBool,
+    /// Set before this client cuts the load's connections: errors its request tasks see
+    /// from then on (hyper reports a cut transfer as "connection closed before message
+    /// completed") are the client's own doing, not the server's.
+    cutting: AtomicBool,
 }
 
 impl Load {
@@ -142,8 +146,18 @@ impl Load {
     }
 
     fn fail(&self, f: &Failure) {
+        if self.cutting.load(Ordering::SeqCst) {
+            return;
+        }
         self.failed.store(true, Ordering::Relaxed);
         self.stats.error(f);
+    }
+
+    /// Cuts every connection of this load (request tasks on other threads may still be
+    /// running until the load's task set is dropped); returns (cut, with RST).
+    fn cut(&self, rng: &mut fastrand::Rng, rst_share: f64) -> (u64, u64) {
+        self.cutting.store(true, Ordering::SeqCst);
+        self.killers.cut(rng, rst_share)
     }
 
     async fn connect(&self, configs: &KindConfigs, kind: TlsKind, proto: Proto) -> Option<Conn> {
@@ -303,6 +317,7 @@ impl User {
             abort_now: Notify::new(),
             inflight: AtomicU64::new(0),
             failed: AtomicBool::new(false),
+            cutting: AtomicBool::new(false),
         });
         for c in &conns {
             load.killers.add(c);
@@ -314,7 +329,7 @@ impl User {
         let kept = tokio::select! {
             kept = &mut work => kept,
             () = load.abort_now.notified(), if abort => {
-                let (n, rst) = load.killers.cut(&mut self.rng, opts.rst_share);
+                let (n, rst) = load.cut(&mut self.rng, opts.rst_share);
                 stats.conns_aborted.fetch_add(n, Ordering::Relaxed);
                 stats.conns_reset.fetch_add(rst, Ordering::Relaxed);
                 stats.requests_aborted.fetch_add(load.inflight.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -325,7 +340,7 @@ impl User {
         if load.failed.load(Ordering::Relaxed) {
             Stats::inc(&stats.page_loads_failed);
             // Whatever state they are in, these connections are not reused.
-            load.killers.cut(&mut self.rng, 0.0);
+            load.cut(&mut self.rng, 0.0);
             return false;
         }
         stats.page(start.elapsed());
