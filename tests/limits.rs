@@ -233,3 +233,66 @@ async fn at_the_connection_cap_new_clients_wait_in_the_backlog_until_a_slot_free
     let mut h1 = support::H1::over(third, server.addr).await;
     assert_eq!(h1.request(http::Method::GET, "/", &[]).await.0.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_keep_alive_connection_serves_the_next_requests_and_keeps_its_deadlines() {
+    // After 100 ms idle an HTTP/1.1 connection gives back its HTTP buffers and waits on the
+    // TLS stream alone; what the client sends next must be served exactly as before.
+    let server = TestServer::start(|c| c.header_timeout = Duration::from_millis(800)).await;
+    let mut tls = server.connect(server.client(&[b"http/1.1"])).await;
+    let robots = support::www_file("robots.txt");
+    let get = b"GET /robots.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    async fn read_response(
+        tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        body: &[u8],
+    ) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(body) {
+            let n = tokio::time::timeout(Duration::from_secs(3), tls.read(&mut buf))
+                .await
+                .expect("response in time")
+                .unwrap();
+            assert!(n > 0, "closed early after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(got).unwrap()
+    }
+    // 1: a request, then idle long enough to park, then a second one on the same connection.
+    tls.write_all(get).await.unwrap();
+    assert!(read_response(&mut tls, &robots)
+        .await
+        .starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tls.write_all(get).await.unwrap();
+    assert!(read_response(&mut tls, &robots)
+        .await
+        .starts_with("HTTP/1.1 200"));
+    // 2: parked again, then two pipelined requests in one write: both answered, in order.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tls.write_all(&[&get[..], &get[..]].concat()).await.unwrap();
+    let both = read_response(&mut tls, &robots).await;
+    let both = if both.matches("HTTP/1.1 200").count() < 2 {
+        both + &read_response(&mut tls, &robots).await
+    } else {
+        both
+    };
+    assert_eq!(both.matches("HTTP/1.1 200").count(), 2, "{both}");
+    // 3: parked, then one byte of a head and silence: the header deadline still applies,
+    // counted from that byte, and the close is clean.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tls.write_all(b"G").await.unwrap();
+    let start = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(4), read_to_clean_eof(&mut tls))
+        .await
+        .expect("closed in time");
+    assert!(out.is_ok(), "clean TLS close expected, got {out:?}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
+    let m = server.metrics.snapshot();
+    assert_eq!(m.requests_h1, 4);
+    assert_eq!(m.connections_closed_header_timeout, 1);
+}

@@ -42,23 +42,42 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     kind: Kind,
 ) {
+    // Everything before the TLS session (sniffing, plaintext answers, the handshake) is
+    // boxed and freed once done, so that a connection's task is only as large as its
+    // serving state (kept small for idle keep-alive connections, see PARK_AFTER).
+    let Some((tls, sni)) = Box::pin(establish(tcp, peer, local, &shared, kind)).await else {
+        return;
+    };
+    serve(tls, sni, peer, &shared).await;
+}
+
+/// Sniffs, answers plaintext, and runs the TLS handshake; None when the connection ended.
+async fn establish(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: &Arc<Shared>,
+    kind: Kind,
+) -> Option<(Tls, Option<String>)> {
+    let shared = Arc::clone(shared);
     let deadline = Instant::now() + shared.limits.handshake_timeout;
     if kind == Kind::Redirect {
         let mut tcp = tcp;
-        let outcome = plaintext::answer(
+        // Rare paths are boxed so that their buffers do not size every connection's task.
+        let outcome = Box::pin(plaintext::answer(
             &mut tcp,
             Vec::new(),
             deadline,
             local,
             shared.https_port,
             crate::cli::PlaintextMode::Redirect,
-        );
+        ));
         let outcome = before_tls(&shared, deadline, outcome)
             .await
             .unwrap_or(plaintext::Outcome::Incomplete);
         log_plaintext(&shared, peer, &outcome, false);
-        close_gracefully(tcp, false).await;
-        return;
+        Box::pin(close_gracefully(tcp, false)).await;
+        return None;
     }
 
     // Sniff by reading; the bytes are replayed to whoever handles the connection next.
@@ -73,7 +92,10 @@ pub(crate) async fn handle(
         let want = sniff::MAX_SNIFF - first.len();
         match before_tls(&shared, deadline, tcp.read(&mut byte[..want])).await {
             Err(Cut::Timeout) => break Err(FailureClass::Timeout),
-            Err(Cut::Shutdown) => return closed_at_shutdown(peer),
+            Err(Cut::Shutdown) => {
+                closed_at_shutdown(peer);
+                return None;
+            }
             Ok(Ok(0) | Err(_)) => break Err(FailureClass::Eof),
             Ok(Ok(n)) => first.extend_from_slice(&byte[..n]),
         }
@@ -81,20 +103,20 @@ pub(crate) async fn handle(
     match verdict {
         Ok(Sniff::Tls) => {}
         Ok(Sniff::Http) => {
-            let outcome = plaintext::answer(
+            let outcome = Box::pin(plaintext::answer(
                 &mut tcp,
                 first,
                 deadline,
                 local,
                 shared.https_port,
                 shared.limits.plaintext,
-            );
+            ));
             let outcome = before_tls(&shared, deadline, outcome)
                 .await
                 .unwrap_or(plaintext::Outcome::Incomplete);
             log_plaintext(&shared, peer, &outcome, true);
-            close_gracefully(tcp, false).await;
-            return;
+            Box::pin(close_gracefully(tcp, false)).await;
+            return None;
         }
         Ok(_) => {
             handshake_failed(
@@ -105,7 +127,7 @@ pub(crate) async fn handle(
                 FailureClass::NotTls,
                 &format!("first bytes {first:02x?} are not a TLS handshake"),
             );
-            return;
+            return None;
         }
         Err(class) => {
             if !(class == FailureClass::Eof && first.is_empty()) {
@@ -121,7 +143,7 @@ pub(crate) async fn handle(
                 // A bare connect-and-close (port scanners, load-balancer TCP checks).
                 Metrics::inc(&shared.metrics.handshake_failures[1]);
             }
-            return;
+            return None;
         }
     }
 
@@ -157,7 +179,7 @@ pub(crate) async fn handle(
                 class,
                 &format!("ClientHello: {why}"),
             );
-            return;
+            return None;
         }
         Err(Cut::Timeout) => {
             handshake_failed(
@@ -168,9 +190,12 @@ pub(crate) async fn handle(
                 FailureClass::Timeout,
                 "ClientHello did not arrive in time",
             );
-            return;
+            return None;
         }
-        Err(Cut::Shutdown) => return closed_at_shutdown(peer),
+        Err(Cut::Shutdown) => {
+            closed_at_shutdown(peer);
+            return None;
+        }
     };
     let hello = start.client_hello();
     let sni = hello.server_name().map(str::to_owned);
@@ -189,7 +214,7 @@ pub(crate) async fn handle(
         Ok(Err(e)) => {
             let (class, why) = classify_error(&e);
             handshake_failed(&shared, peer, sni.as_deref(), Some(&alpn), class, &why);
-            return;
+            return None;
         }
         Err(Cut::Timeout) => {
             handshake_failed(
@@ -200,10 +225,18 @@ pub(crate) async fn handle(
                 FailureClass::Timeout,
                 "handshake did not complete in time",
             );
-            return;
+            return None;
         }
-        Err(Cut::Shutdown) => return closed_at_shutdown(peer),
+        Err(Cut::Shutdown) => {
+            closed_at_shutdown(peer);
+            return None;
+        }
     };
+    Some((Box::new(tls), sni))
+}
+
+/// Serves HTTP over an established session, then logs how it ended.
+async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Shared>) {
     let conn = tls.get_ref().1;
     match conn.handshake_kind() {
         Some(rustls::HandshakeKind::Resumed) => Metrics::inc(&shared.metrics.handshakes_resumed),
@@ -220,32 +253,17 @@ pub(crate) async fn handle(
     tracing::debug!(%peer, sni = sni.as_deref().unwrap_or("none"), version = ?conn.protocol_version(), kind = ?conn.handshake_kind(), h2, "tls established");
 
     let state = Arc::new(ConnState::new(!h2));
-    let io = TokioIo::new(ConnIo::new(tls, Arc::clone(&state), shared.tracker.token()));
+    let io = ConnIo::new(tls, Arc::clone(&state), shared.tracker.token());
     let svc = ConnService {
         app: shared.app.clone(),
         state: Arc::clone(&state),
         metrics: Arc::clone(&shared.metrics),
         h2,
     };
-    let limits = &shared.limits;
     let result = if h2 {
-        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-        b.timer(TokioTimer::new())
-            .max_concurrent_streams(limits.h2_max_streams)
-            .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
-            .initial_stream_window_size(1024 * 1024)
-            .initial_connection_window_size(4 * 1024 * 1024)
-            .max_send_buf_size(1024 * 1024);
-        drive(b.serve_connection(io, svc), &state, &shared).await
+        serve_h2(io, svc, &state, shared).await
     } else {
-        let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(TokioTimer::new())
-            // Deadlines are ours (ConnState): hyper's would also cut idle keep-alive.
-            .header_read_timeout(None)
-            .max_buf_size(limits.max_header_size.max(8192))
-            .max_headers(limits.max_headers)
-            .half_close(false);
-        drive(b.serve_connection(io, svc), &state, &shared).await
+        serve_h1(io, svc, &state, shared).await
     };
     match result {
         Ok(()) => {}
@@ -337,14 +355,164 @@ fn closed_at_shutdown(peer: SocketAddr) {
 /// How long an idle connection asked to close may take to do so.
 const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Runs a hyper connection under the deadlines and shutdown tokens.
-async fn drive<C>(conn: C, state: &ConnState, shared: &Shared) -> Result<(), Ended>
+/// An idle HTTP/1.1 keep-alive connection gives back hyper's buffers (two of 8 KiB) and its
+/// serving state after this long without a request, and waits on the TLS stream alone; the
+/// next request gets new ones (nginx frees its request buffers the same way). Back-to-back
+/// requests never park.
+const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The established session, boxed: moved by value through the serving futures (rustc keeps
+/// a copy per async fn), a 1.3 KiB stream would otherwise be counted several times over.
+type Tls = Box<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>;
+
+pub(crate) type Io = ConnIo<Tls>;
+
+/// A hyper connection as [`drive`] runs it.
+trait Serve: Future<Output = Result<Self::Done, Self::Error>> {
+    /// What a connection that ended without error leaves behind.
+    type Done;
+    /// hyper's error.
+    type Error: std::error::Error + 'static;
+    /// Finish what is in flight, then end (hyper's graceful shutdown).
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+impl<C> Serve for C
 where
     C: GracefulConnection,
     C::Error: std::error::Error + 'static,
 {
-    let mut conn = std::pin::pin!(conn);
+    type Done = ();
+    type Error = C::Error;
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        GracefulConnection::graceful_shutdown(self);
+    }
+}
+
+type H1Conn = hyper::server::conn::http1::Connection<TokioIo<Io>, ConnService>;
+
+/// An HTTP/1.1 connection that ends without shutting its stream down, giving the stream
+/// back (and what hyper had read beyond the last request) so that it can park.
+struct H1(Option<H1Conn>);
+
+impl Future for H1 {
+    type Output = Result<hyper::server::conn::http1::Parts<TokioIo<Io>, ConnService>, hyper::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Polled again after completion (drive never does): stays pending, never panics.
+        let Some(conn) = self.0.as_mut() else {
+            return Poll::Pending;
+        };
+        std::task::ready!(conn.poll_without_shutdown(cx))?;
+        match self.0.take() {
+            Some(conn) => Poll::Ready(Ok(conn.into_parts())),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Serve for H1 {
+    type Done = hyper::server::conn::http1::Parts<TokioIo<Io>, ConnService>;
+    type Error = hyper::Error;
+    fn graceful_shutdown(mut self: Pin<&mut Self>) {
+        if let Some(conn) = self.0.as_mut() {
+            Pin::new(conn).graceful_shutdown();
+        }
+    }
+}
+
+async fn serve_h2(
+    io: Io,
+    svc: ConnService,
+    state: &ConnState,
+    shared: &Shared,
+) -> Result<(), Ended> {
+    let limits = &shared.limits;
+    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    b.timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        .initial_stream_window_size(1024 * 1024)
+        .initial_connection_window_size(4 * 1024 * 1024)
+        .max_send_buf_size(1024 * 1024);
+    drive(
+        Box::pin(b.serve_connection(TokioIo::new(io), svc)),
+        state,
+        shared,
+        None,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Serves HTTP/1.1 requests; between bursts of requests the connection parks (see
+/// [`PARK_AFTER`]) until the next request's first byte, the idle timeout or shutdown.
+async fn serve_h1(
+    mut io: Io,
+    svc: ConnService,
+    state: &ConnState,
+    shared: &Shared,
+) -> Result<(), Ended> {
+    let limits = &shared.limits;
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        // Deadlines are ours (ConnState): hyper's would also cut idle keep-alive.
+        .header_read_timeout(None)
+        .max_buf_size(limits.max_header_size.max(8192))
+        .max_headers(limits.max_headers)
+        .half_close(false);
+    loop {
+        let conn = H1(Some(b.serve_connection(TokioIo::new(io), svc.clone())));
+        let (parts, parked) = drive(Box::pin(conn), state, shared, Some(PARK_AFTER)).await?;
+        let hyper::server::conn::http1::Parts {
+            io: back, read_buf, ..
+        } = parts;
+        io = back.into_inner();
+        if !parked || shared.tokens.graceful.is_cancelled() {
+            // hyper ended on its own (`Connection: close`, HTTP/1.0, the client's EOF) or
+            // shutdown began: close (the close path sends close_notify).
+            return Ok(());
+        }
+        if !read_buf.is_empty() {
+            // The client already sent more: serve it at once.
+            io.replay(read_buf);
+            continue;
+        }
+        // Even empty, it can hold hyper's whole read buffer.
+        drop(read_buf);
+        // Parked: only the TLS stream is held. One byte tells that a request is coming.
+        tracing::trace!("keep-alive connection parked");
+        let mut first = [0u8; 1];
+        let idle_until = state.idle_deadline(limits.idle_timeout);
+        tokio::select! {
+            r = io.read(&mut first) => match r {
+                Ok(0) => return Ok(()),
+                Ok(_) => io.replay(bytes::Bytes::copy_from_slice(&first)),
+                Err(e) => return Err(Ended::from_error(&e)),
+            },
+            () = tokio::time::sleep_until(idle_until) => {
+                Metrics::inc(&shared.metrics.connections_closed_idle);
+                return Ok(());
+            }
+            () = shared.tokens.graceful.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// Runs a hyper connection under the deadlines and shutdown tokens; with `park_after`, an
+/// idle connection is asked to end after that long (to park, see [`serve_h1`]). The flag
+/// says whether it ended because it was asked to park.
+async fn drive<C>(
+    mut conn: Pin<Box<C>>,
+    state: &ConnState,
+    shared: &Shared,
+    park_after: Option<std::time::Duration>,
+) -> Result<(C::Done, bool), Ended>
+where
+    C: Serve,
+{
     let mut closing = false;
+    let mut parking = false;
     // Set once an idle connection was asked to close: hyper closes an idle HTTP/1 connection
     // at once and an HTTP/2 one after GOAWAY; one that does not by then is dropped.
     let mut grace_until: Option<Instant> = None;
@@ -358,8 +526,20 @@ where
                 ));
             }
             Some(until) => until,
-            None => match state.check(limits.header_timeout, limits.idle_timeout) {
+            None => match state.check(
+                limits.header_timeout,
+                limits.idle_timeout,
+                park_after.filter(|_| !closing),
+            ) {
                 Deadline::Next(at) => at,
+                Deadline::Park => {
+                    // hyper ends an idle HTTP/1.1 connection at once when asked.
+                    closing = true;
+                    parking = true;
+                    conn.as_mut().graceful_shutdown();
+                    grace_until = Some(Instant::now() + IDLE_CLOSE_GRACE);
+                    continue;
+                }
                 Deadline::Idle => {
                     Metrics::inc(&shared.metrics.connections_closed_idle);
                     if !closing {
@@ -382,7 +562,7 @@ where
             },
         };
         tokio::select! {
-            res = conn.as_mut() => return res.map_err(|e| Ended::from_error(&e)),
+            res = conn.as_mut() => return res.map(|done| (done, parking)).map_err(|e| Ended::from_error(&e)),
             () = shared.tokens.graceful.cancelled(), if !closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();

@@ -166,7 +166,12 @@ impl ConnState {
     }
 
     /// What the deadlines say now, and when to look again.
-    pub(crate) fn check(&self, header_timeout: Duration, idle_timeout: Duration) -> Deadline {
+    pub(crate) fn check(
+        &self,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        park_after: Option<Duration>,
+    ) -> Deadline {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let now = self.now_ms();
         let last = self.last_io.load(Ordering::Relaxed);
@@ -188,10 +193,19 @@ impl ConnState {
             return Deadline::Next(self.at(due.min(idle_due)));
         }
         if now >= idle_due {
-            Deadline::Idle
-        } else {
-            Deadline::Next(self.at(idle_due))
+            return Deadline::Idle;
         }
+        match park_after.map(|p| last.saturating_add(ms(p))) {
+            Some(park_due) if now >= park_due => Deadline::Park,
+            Some(park_due) => Deadline::Next(self.at(park_due.min(idle_due))),
+            None => Deadline::Next(self.at(idle_due)),
+        }
+    }
+
+    /// When an idle connection reaches its idle timeout.
+    pub(crate) fn idle_deadline(&self, idle_timeout: Duration) -> Instant {
+        let ms = u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.at(self.last_io.load(Ordering::Relaxed).saturating_add(ms))
     }
 }
 
@@ -202,6 +216,9 @@ pub(crate) enum Deadline {
     Next(Instant),
     /// No request in flight and nothing read for the idle timeout.
     Idle,
+    /// No request in flight and nothing read for the park delay (HTTP/1.1): time to give
+    /// back the per-connection HTTP buffers while the connection waits.
+    Park,
     /// A request head started and did not complete in time.
     HeaderTimeout,
     /// A response is in flight but no byte moved for the idle timeout.
@@ -220,6 +237,9 @@ impl Drop for InFlight {
 /// The client stream as hyper sees it; see the module docs for its close guarantee.
 pub(crate) struct ConnIo<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     inner: Option<S>,
+    /// Plaintext already read from `inner` that the next reader must see first (the bytes
+    /// that woke a parked keep-alive connection, or what hyper had buffered).
+    replay: bytes::Bytes,
     state: Arc<ConnState>,
     shut_down: bool,
     token: Option<TaskTrackerToken>,
@@ -229,9 +249,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
     pub(crate) fn new(inner: S, state: Arc<ConnState>, token: TaskTrackerToken) -> Self {
         Self {
             inner: Some(inner),
+            replay: bytes::Bytes::new(),
             state,
             shut_down: false,
             token: Some(token),
+        }
+    }
+
+    /// Puts bytes back in front of the stream.
+    pub(crate) fn replay(&mut self, bytes: bytes::Bytes) {
+        if self.replay.is_empty() {
+            self.replay = bytes;
+        } else {
+            let mut joined = bytes::BytesMut::with_capacity(bytes.len() + self.replay.len());
+            joined.extend_from_slice(&bytes);
+            joined.extend_from_slice(&self.replay);
+            self.replay = joined.freeze();
         }
     }
 
@@ -248,6 +281,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            buf.put_slice(&self.replay.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = Pin::new(self.inner()?).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
