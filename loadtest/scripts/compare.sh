@@ -51,14 +51,19 @@
 #   -r ROUNDS (COMPARE_ROUNDS, 3)
 #   -s LIST (COMPARE_SCENARIOS, all)   --servers LIST (COMPARE_SERVERS, nginx,sws,rampart)
 #   COMPARE_IDLE_CONNS (5000), COMPARE_IDLE_HOLD (4 s after all are open)
+#   COMPARE_NICE (unset; e.g. -10: servers and clients get priority over other work on a busy
+#   machine; only against work in the same cgroup, so it may not help on a shared VM)
 #   COMPARE_SERVER_CORE (0), COMPARE_CLIENT_CORE (1), COMPARE_PORT_BASE (19441: nginx,
 #   SWS and rampart use BASE, BASE+1, BASE+2), SWS_BIN, NGINX_BIN
 #
 # Output: the markdown report, printed and written to loadtest/results/compare-DATE.md (the
 # table, per-round figures, versions, the commands); logs under target/loadtest/compare/.
-# Time: default settings measure for ~12 minutes (8 scenarios x 3 servers x 3 rounds x 8 s
-# plus start-up and the idle scenario's connection set-up); on a fresh machine add the SWS
-# compile (~5 min on 2 cores) and rampart's release build: under 20 minutes in all.
+# Time: default settings measure for ~11 minutes (8 scenarios x 3 servers x 3 rounds x 8 s,
+# the scaling check 6 x 8 s, start-ups; 634 s on a 2-core VM); on a fresh machine add the SWS
+# compile (the long pole: ~5-6 min on 2 idle cores, 11 min on a busy machine), which runs
+# alongside apt and rampart's release build.
+# Every measurement also records the load generator's CPU and "other CPU" (busy time used by
+# neither server nor client): the report warns when the machine was busy (load > 1).
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -76,6 +81,10 @@ SERVER_CORE=${COMPARE_SERVER_CORE:-0}
 CLIENT_CORE=${COMPARE_CLIENT_CORE:-1}
 PORT_BASE=${COMPARE_PORT_BASE:-19441}
 CPU_BOUND=${COMPARE_CPU_BOUND:-85}
+# On a shared machine, COMPARE_NICE=-10 (root) gives servers and clients the larger share of
+# their cores against other work; the report's "other CPU" shows what was left to others.
+NICE=(env)
+[ -z "${COMPARE_NICE:-}" ] || NICE=(nice -n "$COMPARE_NICE")
 if [ -n "${QUICK:-}" ]; then DURATION=${COMPARE_DURATION:-2}; ROUNDS=${COMPARE_ROUNDS:-1}; IDLE_CONNS=${COMPARE_IDLE_CONNS:-1000}; IDLE_HOLD=${COMPARE_IDLE_HOLD:-2}; fi
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -100,6 +109,7 @@ for s in "${SRV_LIST[@]}"; do
 done
 
 LOGDIR=$ROOT_DIR/target/loadtest/compare
+rm -rf "$LOGDIR"
 mkdir -p "$LOGDIR" "$ROOT_DIR/loadtest/results"
 log() { echo "compare: $*" >&2; }
 
@@ -113,10 +123,12 @@ if [[ " ${SRV_LIST[*]} " == *" sws "* ]] && [ ! -x "$SWS_BIN" ]; then
 fi
 
 SRV_PID="" SRV_NAME=""
+srv_kill() { # SIGKILL the server and its children (nginx workers outlive a killed master)
+  local p
+  for p in $(srv_pids); do kill -9 "$p" 2>/dev/null || true; done
+}
 compare_cleanup() {
-  if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then
-    kill -9 "$SRV_PID" 2>/dev/null || true
-  fi
+  if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then srv_kill; fi
   if [ -n "$SWS_INSTALL_PID" ] && kill -0 "$SWS_INSTALL_PID" 2>/dev/null; then
     kill "$SWS_INSTALL_PID" 2>/dev/null || true
   fi
@@ -255,7 +267,7 @@ srv_cmd() {
                    --http2 true --http2-tls-cert "$CERT" --http2-tls-key "$KEY"
                    --page-fallback "$WWW/index.html" --compression false --compression-static true
                    --security-headers false --cache-control-headers false --directory-listing false
-                   --log-level error --threads-multiplier "$w") ;;
+                   --ignore-hidden-files false --log-level error --threads-multiplier "$w") ;;
     rampart) SRV_ARGV=("$RAMPART" --listen "127.0.0.1:$port" --root "$WWW" --cert "$CERT" --key "$KEY"
                        --workers "$w") ;;
   esac
@@ -268,9 +280,9 @@ srv_start() {
   SRV_NAME=$name SRV_LOG=$WORK/$name.log
   SRV_URL="https://127.0.0.1:$(port_of "$name")"
   if [ "$pin" = pin ]; then
-    (cd "$WORK" && exec taskset -c "$SERVER_CORE" "${SRV_ARGV[@]}") >"$SRV_LOG" 2>&1 &
+    (cd "$WORK" && exec "${NICE[@]}" taskset -c "$SERVER_CORE" "${SRV_ARGV[@]}") >"$SRV_LOG" 2>&1 &
   else
-    (cd "$WORK" && exec "${SRV_ARGV[@]}") >"$SRV_LOG" 2>&1 &
+    (cd "$WORK" && exec "${NICE[@]}" "${SRV_ARGV[@]}") >"$SRV_LOG" 2>&1 &
   fi
   SRV_PID=$!
   for i in $(seq 1 300); do
@@ -294,7 +306,7 @@ srv_stop() {
   kill -TERM "$SRV_PID" 2>/dev/null || true
   for i in $(seq 1 200); do
     kill -0 "$SRV_PID" 2>/dev/null || break
-    [ "$i" = 200 ] && { log "$SRV_NAME still running 20 s after SIGTERM: SIGKILL"; kill -9 "$SRV_PID" 2>/dev/null || true; }
+    [ "$i" = 200 ] && { log "$SRV_NAME still running 20 s after SIGTERM: SIGKILL"; srv_kill; }
     sleep 0.1
   done
   wait "$SRV_PID" 2>/dev/null || status=$?
@@ -333,6 +345,14 @@ rss_kib() { # VmRSS of all server processes
   echo "$t"
 }
 now() { date +%s.%N; }
+children_s() { # CH_S = CPU seconds of this shell's finished children (the load generator);
+  # `times` must run in this shell, not in a $(...) subshell (a fork starts from zero).
+  times >"$WORK/times"
+  CH_S=$(awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.3f", s }' "$WORK/times")
+}
+busy_ticks() { # busy clock ticks of all cores (user nice system irq softirq steal)
+  awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
 
 # ---------------------------------------------------------------- one measurement
 # measure SCENARIO ROUND [LABEL]: runs the scenario against the started server; appends
@@ -340,18 +360,18 @@ now() { date +%s.%N; }
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 FAILURES=()
-CL=(taskset -c "$CLIENT_CORE")
+CL=("${NICE[@]}" taskset -c "$CLIENT_CORE")
 bound=$((DURATION + 60))
 
 measure() {
   local sc=$1 round=$2 label=${3:-$SRV_NAME}
   local out=$WORK/out-$sc-$label-$round json=$WORK/out-$sc-$label-$round.json
-  local t0 t1 c0 c1 rc=0 value="" ops="" p99="-" status=ok detail=""
+  local t0 t1 c0 c1 b0 b1 k0 k1 rc=0 value="" ops="" p99="-" status=ok detail=""
   rm -f "$json"
   if [ "$sc" = idle ]; then
     measure_idle "$round" "$label"; return
   fi
-  c0=$(cpu_ticks); t0=$(now)
+  children_s; k0=$CH_S; b0=$(busy_ticks); c0=$(cpu_ticks); t0=$(now)
   case "$sc" in
     h1-small|h1-gzip)
       local hdr=() path=$SMALL
@@ -370,7 +390,12 @@ measure() {
         --duration "${DURATION}s" --mix h2 --kinds tls13:1 --abort-share 0 --reuse 0 --threads 1 \
         --quiet --json "$json" >"$out" 2>&1 || rc=$? ;;
   esac
-  t1=$(now); c1=$(cpu_ticks)
+  t1=$(now); c1=$(cpu_ticks); b1=$(busy_ticks); children_s; k1=$CH_S
+  # The load generator's CPU, and what neither it nor the server used (other work on the
+  # machine: it should be ~0 for a valid figure), in seconds.
+  MEAS_CLIENT_S=$(awk -v a="$k0" -v b="$k1" 'BEGIN { printf "%.3f", b - a }')
+  MEAS_FOREIGN_S=$(awk -v b0="$b0" -v b1="$b1" -v c0="$c0" -v c1="$c1" -v k="$CLK_TCK" -v cl="$MEAS_CLIENT_S" \
+    'BEGIN { f = (b1 - b0 - (c1 - c0)) / k - cl; printf "%.3f", (f > 0 ? f : 0) }')
   case "$sc" in
     h1-small|h1-gzip|big)
       local non2xx sockerr
@@ -463,26 +488,31 @@ measure_idle() {
     value=$(awk -v a="$before" -v b="$after" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }')
     detail="RSS ${before} KiB -> ${after} KiB with $n connections"
   fi
+  MEAS_CLIENT_S=- MEAS_FOREIGN_S=-
   record idle "$label" "$round" "$value" "${n:-0}" 0 0 - "$status" "$detail" "$out"
 }
 
 record() { # scenario label round value ops cpu_s wall_s p99 status detail outfile
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "$8" "$9" "${10}" \
+    "$MEAS_CLIENT_S" "$MEAS_FOREIGN_S" >>"$RESULTS"
   cp "${11}" "$LOGDIR/" 2>/dev/null || true
   [ -f "${11}.json" ] && cp "${11}.json" "$LOGDIR/" 2>/dev/null
-  local cpu_pct="-" us="-"
+  local cpu_pct="-" us="-" cl_pct="-" fo_pct="-"
   if [ "$1" != idle ]; then
     cpu_pct=$(awk -v c="$6" -v w="$7" 'BEGIN { printf "%.0f", (w > 0 ? 100 * c / w : 0) }')
     us=$(awk -v c="$6" -v o="$5" 'BEGIN { printf "%.1f", (o > 0 ? 1e6 * c / o : 0) }')
+    cl_pct=$(awk -v c="$MEAS_CLIENT_S" -v w="$7" 'BEGIN { printf "%.0f", (w > 0 ? 100 * c / w : 0) }')
+    fo_pct=$(awk -v c="$MEAS_FOREIGN_S" -v w="$7" 'BEGIN { printf "%.0f", (w > 0 ? 100 * c / w : 0) }')
   fi
-  log "round $3 $1 $2: $4 (server CPU ${cpu_pct}%, ${us} us/op; p99 $8 ms) $9${10:+ - ${10}}"
+  log "round $3 $1 $2: $4 (server CPU ${cpu_pct}%, ${us} us/op; client CPU ${cl_pct}%; other ${fo_pct}%; p99 $8 ms) $9${10:+ - ${10}}"
   if [ "$9" != ok ]; then FAILURES+=("round $3 $1 $2: ${10}"); fi
 }
 
 # ---------------------------------------------------------------- sanity: same responses
 SANITY=$WORK/sanity.md
+THREADS=()
 {
-  echo "| server | path | status, version | content-type | content-encoding | length | cache-control |"
+  echo "| server | path | status, version | content-type | content-encoding | body bytes | cache-control |"
   echo "|---|---|---|---|---|---|---|"
 } >"$SANITY"
 for s in "${SRV_LIST[@]}"; do
@@ -490,12 +520,14 @@ for s in "${SRV_LIST[@]}"; do
   for spec in "/|gzip" "/settings|gzip" "$VENDOR|gzip" "$VENDOR|br" "$SMALL|" "/robots.txt|" "/big.bin|"; do
     path=${spec%%|*} enc=${spec#*|}
     hdrs=$WORK/hdrs
-    curl -s -o /dev/null -D "$hdrs" --cacert "$CA" ${enc:+-H "Accept-Encoding: $enc"} "$SRV_URL$path" || true
+    # Without --compressed, curl keeps the body as sent: its size is the encoded size.
+    got=$(curl -s -o /dev/null -D "$hdrs" -w '%{size_download}' --cacert "$CA" ${enc:+-H "Accept-Encoding: $enc"} "$SRV_URL$path" || true)
     st=$(head -1 "$hdrs" | tr -d '\r' | awk '{ print $2 ", " $1 }')
     h() { grep -i "^$1:" "$hdrs" | head -1 | cut -d: -f2- | tr -d '\r' | sed 's/^ //'; }
-    echo "| $s | $path${enc:+ ($enc)} | $st | $(h content-type) | $(h content-encoding) | $(h content-length) | $(h cache-control) |" >>"$SANITY"
+    echo "| $s | $path${enc:+ ($enc)} | $st | $(h content-type) | $(h content-encoding) | $got | $(h cache-control) |" >>"$SANITY"
     case "$st" in 200*) ;; *) FAILURES+=("sanity: $s $path: status $st") ;; esac
   done
+  THREADS+=("$s $(for p in $(srv_pids); do find "/proc/$p/task" -mindepth 1 -maxdepth 1 | wc -l; done | paste -sd+) threads")
   for hn in strict-transport-security x-content-type-options referrer-policy; do
     grep -qi "^$hn:" "$hdrs" || log "note: $s sends no $hn"
   done
@@ -513,6 +545,7 @@ cat "$SANITY" >&2
 # ---------------------------------------------------------------- the rounds
 log "$NCORES cores; servers on core $SERVER_CORE, client on core $CLIENT_CORE; ${DURATION}s per measurement, $ROUNDS rounds; scenarios $SCENARIOS"
 T_MEASURE=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq 1 "$ROUNDS"); do
   order=()
   n=${#SRV_LIST[@]}
@@ -543,7 +576,7 @@ REPORT=$ROOT_DIR/loadtest/results/compare-$(date -u +%Y%m%d-%H%M%S).md
 cp "$RESULTS" "$LOGDIR/results.tsv"
 REV=$(cd "$ROOT_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 (cd "$ROOT_DIR" && git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null) || REV="$REV (+ uncommitted changes)"
-SWS_VERSION=$("$SWS_BIN" --version 2>/dev/null | head -1 || echo "not used")
+SWS_VERSION=$("$SWS_BIN" --version 2>/dev/null | awk '/^Version:/ { print "static-web-server " $2; exit }' || true)
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 ncol() { awk -v s="$1" 'BEGIN { n = split(s, a, ","); print n }'; }
 
@@ -652,8 +685,13 @@ scaling() {
   echo
   echo "- date: $DATE; command: \`$INVOCATION\` (QUICK=${QUICK:-}, ${DURATION}s per measurement, $ROUNDS rounds, medians)"
   echo "- machine: $NCORES cores ($CPU_MODEL), $(uname -sr); servers pinned to core $SERVER_CORE with one worker, the load generator to core $CLIENT_CORE with one thread"
-  echo "- versions: rampart $REV; $NGINX_VERSION$( [ -f /usr/lib/nginx/modules/ngx_http_brotli_static_module.so ] && echo ' (+ brotli_static)'); $SWS_VERSION; $(wrk -v 2>&1 | head -1 | awk '{ print "wrk " $2 }'); $(h2load --version 2>&1 | head -1); $("$LOADTEST" --version)"
+  echo "- versions: rampart $REV (binary built $(date -u -r "$RAMPART_BIN" +%Y-%m-%dT%H:%M:%SZ)); $NGINX_VERSION$( [ -f /usr/lib/nginx/modules/ngx_http_brotli_static_module.so ] && echo ' (+ brotli_static)'); $SWS_VERSION; $(wrk -v 2>&1 | head -1 | awk '{ print "wrk " $2 }'); $(h2load --version 2>&1 | head -1); $("$LOADTEST" --version)"
   echo "- same leaf certificate (rampart's ECDSA development certificate), TLS 1.2/1.3, the same precompressed .gz/.br bytes; small file = $SMALL ($(stat -c %s "$WWW$SMALL") B, identity), bundle = $VENDOR ($(stat -c %s "$WWW$VENDOR") B, gzip $(stat -c %s "$WWW$VENDOR.gz") B)"
+  echo "- load average before measuring: $LOAD_START${COMPARE_NICE:+; servers and clients ran at nice $COMPARE_NICE}; other CPU (used by neither server nor client) median $(awk -F'\t' '$12 != "-" && $7 > 0 { v[++n] = 100 * $12 / $7 } END { if (!n) { print "-"; exit } for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t } printf "%.0f%%, max %.0f%% of a core", v[int((n + 1) / 2)], v[n] }' "$RESULTS")"
+  if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 1.0) }'; then
+    echo "- **warning: the machine was busy (load ${LOAD_START%% *} > 1.0): the figures are not comparable with a quiet run**"
+  fi
+  echo "- threads when started (per process): $(printf '%s, ' "${THREADS[@]}" | sed 's/, $//')"
   echo "- time: installs + build $((T_INSTALLED - T_START)) s, measurements $((T_END - T_MEASURE)) s, total $(( $(date +%s) - T_START )) s"
   echo
   table
@@ -671,6 +709,14 @@ scaling() {
     echo "## FAILURES"
     printf -- '- %s\n' "${FAILURES[@]}"
   fi
+  if [ -s "$LOGDIR/rampart-counters.log" ]; then
+    echo
+    echo "rampart's own counters (handshakes, failures) after each TLS measurement:"
+    echo
+    grep -E '^round [0-9]+ (tls-full|tls-resume|spa):' "$LOGDIR/rampart-counters.log" \
+      | sed -E 's/^(round [0-9]+ [a-z-]+): counters (.*)$/- \1: \2/' \
+      | awk '{ out = ""; for (i = 1; i <= NF; i++) if ($i !~ /=0$/) out = out " " $i; print substr(out, 2) }' || true
+  fi
   echo
   echo "## Responses (first request of each server)"
   echo
@@ -678,14 +724,19 @@ scaling() {
   echo
   echo "## Every measurement"
   echo
-  echo "| scenario | server | round | value | ops | server CPU s | wall s | p99 ms | status | detail |"
-  echo "|---|---|---|---:|---:|---:|---:|---:|---|---|"
-  awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$RESULTS"
+  echo "| scenario | server | round | value | ops | server CPU s | wall s | server CPU % | client CPU % | other CPU % | p99 ms | status | detail |"
+  echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+  awk -F'\t' 'function pct(c, w) { return (c == "-" || w <= 0) ? "-" : sprintf("%.0f", 100 * c / w) }
+    { printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7,
+      pct($6, $7), pct($11, $7), pct($12, $7), $8, $9, $10 }' "$RESULTS"
+  echo
+  echo "client CPU = the load generator (one core at most); other CPU = busy time on the machine"
+  echo "used by neither server nor client (other work, interrupts): it should be near 0."
   echo
   echo "## Commands"
   echo
   echo "- servers (\`taskset -c $SERVER_CORE\`): \`nginx -p PREFIX -c nginx.conf\` (loadtest/compare/nginx.conf.in, worker_processes 1);"
-  echo "  \`static-web-server --config-file sws.toml --http2 true --http2-tls-cert C --http2-tls-key K --page-fallback index.html --compression false --compression-static true --threads-multiplier 1\` (loadtest/compare/sws.toml.in);"
+  echo "  \`static-web-server --config-file sws.toml --http2 true --http2-tls-cert C --http2-tls-key K --page-fallback index.html --compression false --compression-static true --security-headers false --cache-control-headers false --ignore-hidden-files false --threads-multiplier 1\` (headers from loadtest/compare/sws.toml.in);"
   echo "  \`rampart --cert C --key K --workers 1\`"
   echo "- clients (\`taskset -c $CLIENT_CORE\`): h1-small \`wrk -t1 -c64 -d${DURATION}s --latency URL$SMALL\`; h1-gzip \`wrk -t1 -c64 -d${DURATION}s -H 'Accept-Encoding: gzip' URL$VENDOR\`;"
   echo "  h2-small \`h2load -t1 -c64 -m10 -D $DURATION URL$SMALL\`; tls-full/tls-resume \`loadtest handshake -c 16 [--resume] --threads 1\`;"
