@@ -94,23 +94,9 @@ for p in "${passes[@]}"; do
   if [ "$verdict" = ok ]; then summary+=("$p $ndone requests all 2xx, ${rps:-?} req/s"); else summary+=("$p FAILED: $verdict"); failed=$((failed + 1)); fi
 done
 
-mkdir -p "${LOG_KEEP:=$ROOT_DIR/target/loadtest}"
-stop_rc=0
-rampart_stop || stop_rc=$?
-cp "$RAMPART_LOG" "$LOG_KEEP/h2load-rampart.log"
-if [ "$stop_rc" != 0 ]; then
-  summary+=("rampart did not shut down cleanly"); failed=$((failed + 1))
-else
-  # h2load completes every handshake before its requests and closes its connections at
-  # the end, so no handshake failure of any class is expected.
-  for c in connection_panics session_tls_errors fail_alert_received fail_alert_sent fail_protocol_error \
-           fail_eof fail_timeout fail_not_tls fail_plaintext_http; do
-    v=$(counter "$c")
-    [ "$v" = 0 ] || { summary+=("server $c=$v"); failed=$((failed + 1)); }
-  done
-fi
-[ "$failed" = 0 ] || grep -E " (WARN|ERROR) " "$RAMPART_LOG" | tail -20 || true
-echo "server log: $LOG_KEEP/h2load-rampart.log"
+# h2load completes every handshake before its requests and closes its connections at the
+# end, so no handshake failure of any class is expected.
+stop_and_check h2load 0
 joined=$(printf '%s; ' "${summary[@]}"); joined=${joined%; }
 if [ "$failed" = 0 ]; then
   echo "h2load: PASS ($joined; 0 failed, 0 errored; $label -c $conns -m $streams)"

@@ -10,6 +10,10 @@
 #   rampart_stop                SIGTERM, wait (bounded), require exit 0 and print the
 #                               server's `counters` line
 #   counter NAME                one field of that line (after rampart_stop)
+#   stop_and_check NAME [EOF]   rampart_stop, keep the log as $LOG_KEEP/NAME-rampart.log,
+#                               and require the counters a well-behaved client leaves at
+#                               zero (at most EOF fail_eof); problems go to the caller's
+#                               `summary` array and `failed` count
 
 set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -93,4 +97,26 @@ rampart_stop() {
 
 counter() {
   grep -o "counters .*" "$RAMPART_LOG" | tail -1 | tr ' ' '\n' | grep "^$1=" | cut -d= -f2
+}
+
+stop_and_check() {
+  local name=$1 eof_allowed=${2:-0} stop_rc=0 c v
+  mkdir -p "${LOG_KEEP:=$ROOT_DIR/target/loadtest}"
+  rampart_stop || stop_rc=$?
+  cp "$RAMPART_LOG" "$LOG_KEEP/$name-rampart.log"
+  if [ "$stop_rc" != 0 ]; then
+    summary+=("rampart did not shut down cleanly"); failed=$((failed + 1))
+  else
+    for c in connection_panics session_tls_errors fail_alert_received fail_alert_sent \
+             fail_protocol_error fail_timeout fail_not_tls fail_plaintext_http; do
+      v=$(counter "$c")
+      [ "$v" = 0 ] || { summary+=("server $c=$v"); failed=$((failed + 1)); }
+    done
+    v=$(counter fail_eof)
+    [ "$v" -le "$eof_allowed" ] || {
+      summary+=("server fail_eof=$v (at most $eof_allowed expected)"); failed=$((failed + 1))
+    }
+  fi
+  [ "$failed" = 0 ] || grep -E " (WARN|ERROR) " "$RAMPART_LOG" | tail -20 || true
+  echo "server log: $LOG_KEEP/$name-rampart.log"
 }

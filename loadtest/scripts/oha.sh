@@ -134,22 +134,9 @@ PY
   esac
 done
 
-stop_rc=0
-rampart_stop || stop_rc=$?
-cp "$RAMPART_LOG" "$LOG_KEEP/oha-rampart.log"
-if [ "$stop_rc" != 0 ]; then
-  summary+=("rampart did not shut down cleanly"); failed=$((failed + 1))
-else
-  # oha completes every handshake before its requests and verifies the certificate, so no
-  # handshake failure of any class is expected.
-  for c in connection_panics session_tls_errors fail_alert_received fail_alert_sent fail_protocol_error \
-           fail_eof fail_timeout fail_not_tls fail_plaintext_http; do
-    v=$(counter "$c")
-    [ "$v" = 0 ] || { summary+=("server $c=$v"); failed=$((failed + 1)); }
-  done
-fi
-[ "$failed" = 0 ] || grep -E " (WARN|ERROR) " "$RAMPART_LOG" | tail -20 || true
-echo "server log: $LOG_KEEP/oha-rampart.log"
+# oha completes every handshake before its requests and verifies the certificate, so no
+# handshake failure of any class is expected.
+stop_and_check oha 0
 joined=$(printf '%s; ' "${summary[@]}"); joined=${joined%; }
 if [ "$failed" = 0 ]; then
   echo "oha: PASS ($joined; no errors, all 2xx; $label -c $conns)"
