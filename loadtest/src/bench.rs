@@ -178,6 +178,7 @@ pub async fn handshakes(
     concurrency: usize,
     kind: TlsKind,
     proto: Proto,
+    cipher: Option<&'static str>,
 ) {
     let budget = Arc::new(Budget {
         deadline: Instant::now() + opts.duration,
@@ -188,7 +189,7 @@ pub async fn handshakes(
     for _ in 0..concurrency {
         let (opts, stats, budget) = (Arc::clone(&opts), Arc::clone(&stats), Arc::clone(&budget));
         // One session store per worker, as one client would have.
-        let configs = KindConfigs::new(&opts.roots, kind);
+        let configs = KindConfigs::with_cipher(&opts.roots, kind, cipher);
         workers.spawn(async move {
             while budget.take() {
                 match net::connect(&opts.target, &configs, kind, proto, opts.timeout).await {

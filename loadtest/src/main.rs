@@ -167,6 +167,10 @@ struct HandshakeArgs {
     /// Use HTTP/2 (default HTTP/1.1).
     #[arg(long)]
     http2: bool,
+    /// Offer only this cipher: aes128 (what browsers prefer on AES hardware), aes256
+    /// (rustls' and OpenSSL's own first choice), chacha20; default: rustls' list.
+    #[arg(long, value_parser = ["aes128", "aes256", "chacha20"])]
+    cipher: Option<String>,
     /// Stop after this many handshakes.
     #[arg(long, short = 'n')]
     requests: Option<u64>,
@@ -339,8 +343,19 @@ fn run(cli: Cli) -> Result<bool> {
                 (true, true) => TlsKind::Tls12Ticket,
             };
             let proto = if a.http2 { Proto::H2 } else { Proto::H1 };
-            let work =
-                bench::handshakes(opts, Arc::clone(&stats), a.concurrency.max(1), kind, proto);
+            let cipher = a.cipher.as_deref().map(|c| match c {
+                "aes128" => "AES_128_GCM",
+                "aes256" => "AES_256_GCM",
+                _ => "CHACHA20",
+            });
+            let work = bench::handshakes(
+                opts,
+                Arc::clone(&stats),
+                a.concurrency.max(1),
+                kind,
+                proto,
+                cipher,
+            );
             drive(&a.common, "handshake", a.concurrency, stats, work)
         }
         Command::Idle(a) => {

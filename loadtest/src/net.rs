@@ -120,7 +120,21 @@ pub struct KindConfigs {
 impl KindConfigs {
     /// Builds the configs for `kind` with a fresh session store.
     pub fn new(roots: &Arc<RootCertStore>, kind: TlsKind) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        Self::with_cipher(roots, kind, None)
+    }
+
+    /// Like [`KindConfigs::new`], offering only the cipher suites whose name contains
+    /// `cipher` (`AES_128_GCM`, `AES_256_GCM`, `CHACHA20`): servers that follow the
+    /// client's order (rustls' default) then use it, as they would for a browser that
+    /// prefers it.
+    pub fn with_cipher(roots: &Arc<RootCertStore>, kind: TlsKind, cipher: Option<&str>) -> Self {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        if let Some(want) = cipher {
+            provider
+                .cipher_suites
+                .retain(|s| format!("{:?}", s.suite()).contains(want));
+        }
+        let provider = Arc::new(provider);
         let versions: &[&rustls::SupportedProtocolVersion] = match kind {
             TlsKind::Full13 | TlsKind::Tls13 => &[&rustls::version::TLS13],
             _ => &[&rustls::version::TLS12],
