@@ -22,7 +22,7 @@ use std::sync::Arc;
 use criterion::{criterion_main, BatchSize, Criterion};
 use futures_util::FutureExt;
 use http::{header, Request, Response, StatusCode};
-use rampart::app::{AssetTable, Body, BuildOptions, SecurityHeaders};
+use rampart::app::{AssetTable, Body};
 use rampart::{AssetService, Config, Site, SiteOptions};
 use tower::Service;
 
@@ -32,16 +32,7 @@ fn root() -> PathBuf {
 
 /// The site options `Server::bind` derives from a default [`Config`].
 fn default_options() -> SiteOptions {
-    let config = Config::new(root());
-    SiteOptions {
-        root: config.root.clone(),
-        spa: config.spa,
-        max_uri_length: config.max_uri_length,
-        build: BuildOptions {
-            stream_threshold: config.stream_threshold,
-            security: SecurityHeaders::new(config.hsts_max_age),
-        },
-    }
+    Config::new(root()).site_options()
 }
 
 /// The URL of the file in `www/assets` named `<stem>.<hash>.<ext>`.

@@ -147,6 +147,20 @@ impl Config {
         Ok(config)
     }
 
+    /// How the site is served under this configuration (what [`crate::Server::bind`] loads).
+    #[must_use]
+    pub fn site_options(&self) -> crate::app::SiteOptions {
+        crate::app::SiteOptions {
+            root: self.root.clone(),
+            spa: self.spa,
+            max_uri_length: self.max_uri_length,
+            build: crate::app::BuildOptions {
+                stream_threshold: self.stream_threshold,
+                security: crate::app::SecurityHeaders::new(self.hsts_max_age),
+            },
+        }
+    }
+
     /// Checks ranges and cross-field rules; called by [`Config::from_cli`] and by the server
     /// before it binds anything, so embedders get the same errors.
     ///

@@ -80,6 +80,21 @@ async fn one(req: &mut net::Requester, opts: &Options, stats: &Stats) -> bool {
     }
 }
 
+/// Sends requests on one requester until the budget is spent; false at the first failure.
+async fn until_spent(
+    req: &mut net::Requester,
+    opts: &Options,
+    stats: &Stats,
+    budget: &Budget,
+) -> bool {
+    while budget.take() {
+        if !one(req, opts, stats).await {
+            return false;
+        }
+    }
+    true
+}
+
 /// Keep-alive load: `connections` connections, `streams` concurrent requests on each
 /// (HTTP/2; HTTP/1.1 uses one).
 pub async fn bench(
@@ -105,7 +120,7 @@ pub async fn bench(
         );
         conns.spawn(async move {
             while Instant::now() < budget.deadline {
-                let conn = match net::connect(
+                let mut conn = match net::connect(
                     &opts.target,
                     &configs,
                     TlsKind::Full13,
@@ -122,48 +137,28 @@ pub async fn bench(
                     }
                 };
                 stats.handshake(&conn.handshake);
-                let mut workers = JoinSet::new();
-                let n = if conn.handshake.proto == Proto::H2 {
-                    streams.max(1)
-                } else {
-                    1
-                };
-                for _ in 0..n {
-                    let Some(mut req) = conn.stream().or_else(|| None) else {
-                        break;
-                    };
-                    let (opts, stats, budget) =
-                        (Arc::clone(&opts), Arc::clone(&stats), Arc::clone(&budget));
-                    workers.spawn(async move {
-                        while budget.take() {
-                            if !one(&mut req, &opts, &stats).await {
-                                return false;
-                            }
-                        }
-                        true
-                    });
-                }
-                let mut conn = conn;
-                if conn.handshake.proto == Proto::H1 {
+                let ok = if conn.handshake.proto == Proto::H2 {
+                    let mut workers = JoinSet::new();
+                    for mut req in (0..streams.max(1)).filter_map(|_| conn.stream()) {
+                        let (opts, stats, budget) =
+                            (Arc::clone(&opts), Arc::clone(&stats), Arc::clone(&budget));
+                        workers.spawn(async move {
+                            until_spent(&mut req, &opts, &stats, &budget).await
+                        });
+                    }
                     let mut ok = true;
-                    while ok && budget.take() {
-                        ok = one(&mut conn.req, &opts, &stats).await;
+                    while let Some(r) = workers.join_next().await {
+                        ok &= r.unwrap_or(false);
                     }
-                    if ok {
-                        let _ = conn.close(opts.timeout).await;
-                        return;
-                    }
-                    conn.abort(false);
-                    continue;
-                }
-                let mut ok = true;
-                while let Some(r) = workers.join_next().await {
-                    ok &= r.unwrap_or(false);
-                }
+                    ok
+                } else {
+                    until_spent(&mut conn.req, &opts, &stats, &budget).await
+                };
                 if ok {
                     let _ = conn.close(opts.timeout).await;
                     return;
                 }
+                // A failed request: a new connection, as a load tool would.
                 conn.abort(false);
             }
         });

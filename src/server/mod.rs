@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{AssetService, BuildOptions, SecurityHeaders, Site, SiteOptions};
+use crate::app::{AssetService, Site};
 use crate::cli::PlaintextMode;
 use crate::config::{CertSource, Config};
 use crate::error::{Error, Result};
@@ -98,15 +98,7 @@ impl Server {
         let resolver = Arc::new(CertResolver::new(cert));
         let tls_config = tls::server_config(Arc::clone(&resolver), config.session_cache)?;
 
-        let options = SiteOptions {
-            root: config.root.clone(),
-            spa: config.spa,
-            max_uri_length: config.max_uri_length,
-            build: BuildOptions {
-                stream_threshold: config.stream_threshold,
-                security: SecurityHeaders::new(config.hsts_max_age),
-            },
-        };
+        let options = config.site_options();
         let site = tokio::task::spawn_blocking(move || Site::load(options))
             .await
             .map_err(|e| Error::Other {
