@@ -3,6 +3,7 @@
 //! validated [`crate::Config`] by [`crate::config`], never used directly.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -24,6 +25,32 @@ pub struct Cli {
 pub enum Command {
     /// Serve the single-page app over HTTPS (the default).
     Serve(ServeArgs),
+    /// Run every start-up check `serve` runs (root, certificate chain and names, listen
+    /// addresses, settings), print a report, and exit 0 only if serving would succeed.
+    Check(ServeArgs),
+    /// Manage the session-ticket key file shared by a fleet (`--ticket-key-file`).
+    #[command(subcommand)]
+    TicketKey(TicketKeyCommand),
+}
+
+/// `rampart ticket-key ...`
+#[derive(Debug, Subcommand)]
+pub enum TicketKeyCommand {
+    /// Create PATH with a new key, or rotate it: the new key goes first (it encrypts new
+    /// tickets) and the previous newest key is kept after it (it still decrypts).
+    New {
+        /// The ticket key file (written atomically, mode 0600).
+        path: PathBuf,
+    },
+}
+
+/// How log lines (and access-log lines) are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
 }
 
 /// What to do with a plaintext HTTP request that arrives on the HTTPS port.
@@ -39,6 +66,11 @@ pub enum PlaintextMode {
 #[derive(Debug, Clone, Args)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct ServeArgs {
+    /// TOML configuration file; its keys are the flag names (`listen = ["0.0.0.0:443"]`).
+    /// Flags and RAMPART_* variables take precedence over it.
+    #[arg(long, env = "RAMPART_CONFIG", value_parser = no_stray_quotes)]
+    pub config: Option<String>,
+
     /// Directory holding the built app (must contain index.html).
     #[arg(long, env = "RAMPART_ROOT", default_value = "www", value_parser = no_stray_quotes)]
     pub root: String,
@@ -61,9 +93,38 @@ pub struct ServeArgs {
     #[arg(long, env = "RAMPART_DEV_CERT_DIR", default_value = "certs/dev", value_parser = no_stray_quotes)]
     pub dev_cert_dir: String,
 
+    /// A host name (or IP) the certificate must cover; repeat for several. `check` and the
+    /// start-up checks report names the certificate does not cover.
+    #[arg(long, env = "RAMPART_SERVER_NAME", value_delimiter = ',', value_parser = no_stray_quotes)]
+    pub server_name: Vec<String>,
+
     /// Optional cleartext address whose requests are redirected (308) to https://.
     #[arg(long, env = "RAMPART_HTTP_LISTEN", value_parser = parse_addr)]
     pub http_listen: Option<SocketAddr>,
+
+    /// Set SO_REUSEPORT on the listeners, so that a new rampart can bind the same addresses
+    /// and take over before this one is stopped (zero-downtime restart).
+    #[arg(long, env = "RAMPART_REUSE_PORT")]
+    pub reuse_port: bool,
+
+    /// Cleartext address for /metrics (Prometheus), /healthz and /readyz.
+    #[arg(long, env = "RAMPART_METRICS_LISTEN", value_parser = parse_addr)]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Expect a PROXY protocol (v1 or v2) header from the --trusted-proxy peers and use the
+    /// client address it carries.
+    #[arg(long, env = "RAMPART_PROXY_PROTOCOL", requires = "trusted_proxy")]
+    pub proxy_protocol: bool,
+
+    /// Address range (CIDR, e.g. 10.0.0.0/8 or ::1/128) of the load balancers allowed to
+    /// send a PROXY protocol header; repeat for several.
+    #[arg(long, env = "RAMPART_TRUSTED_PROXY", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxy: Vec<Cidr>,
+
+    /// Session-ticket key file shared by a fleet, newest key first (see `rampart ticket-key
+    /// new`); re-read on change and SIGHUP. Without it, keys are made and rotated in memory.
+    #[arg(long, env = "RAMPART_TICKET_KEY_FILE", value_parser = no_stray_quotes)]
+    pub ticket_key_file: Option<String>,
 
     /// Tokio worker threads [default: number of cores].
     #[arg(long, env = "RAMPART_WORKERS")]
@@ -98,6 +159,15 @@ pub struct ServeArgs {
     #[arg(long, env = "RAMPART_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 
+    /// Format of log lines: pretty or json.
+    #[arg(long, env = "RAMPART_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Log one line per request (peer, method, path, status, bytes, duration, protocol, TLS
+    /// version, resumed, SNI) at target `access`.
+    #[arg(long, env = "RAMPART_ACCESS_LOG")]
+    pub access_log: bool,
+
     /// Deadline for first bytes plus TLS handshake.
     #[arg(long, env = "RAMPART_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
@@ -109,6 +179,11 @@ pub struct ServeArgs {
     /// Idle keep-alive connections (and stalled transfers) are closed after this long.
     #[arg(long, env = "RAMPART_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, keep accepting for this long while /readyz answers 503, so that a
+    /// load balancer stops sending new clients first; then drain.
+    #[arg(long, env = "RAMPART_DRAIN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub drain_delay: Duration,
 
     /// On SIGTERM/SIGINT, in-flight responses get this long to finish.
     #[arg(long, env = "RAMPART_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -169,6 +244,75 @@ pub fn parse_addr(value: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// Parses an address range `IP/PREFIX` (a bare IP is a single address).
+///
+/// # Errors
+/// Returns a message that shows the value and the expected form.
+pub fn parse_cidr(value: &str) -> Result<Cidr, String> {
+    let value = no_stray_quotes(value)?;
+    value.parse()
+}
+
+/// An IP address range (`10.0.0.0/8`, `::1/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is inside the range (an IPv4-mapped IPv6 address counts as IPv4).
+    #[must_use]
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let bad =
+            || format!("{value:?} is not an address range (e.g. 10.0.0.0/8, 127.0.0.1, ::1/128)");
+        let (ip, prefix) = match value.split_once('/') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (value, None),
+        };
+        let net: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Self { net, prefix })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
 /// Parses a duration: `250ms`, `10s`, `5m`, `1h`, or plain seconds (`30`).
 ///
 /// # Errors
@@ -217,5 +361,35 @@ mod tests {
             .unwrap_err()
             .contains("whitespace"));
         assert_eq!(parse_addr("[::1]:8443").unwrap().port(), 8443);
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let c = parse_cidr("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.9.9.9".parse().unwrap()));
+        let one = parse_cidr("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6 = parse_cidr("::1/128").unwrap();
+        assert!(v6.contains("::1".parse().unwrap()));
+        assert!(!v6.contains("127.0.0.1".parse().unwrap()));
+        assert!(parse_cidr("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(parse_cidr("::/0")
+            .unwrap()
+            .contains("2001:db8::1".parse().unwrap()));
+        for bad in [
+            "10.0.0.0/33",
+            "::1/129",
+            "10.0.0/8",
+            "x",
+            "10.0.0.0/",
+            "\"10.0.0.0/8\"",
+        ] {
+            assert!(parse_cidr(bad).is_err(), "{bad}");
+        }
     }
 }

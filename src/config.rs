@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{PlaintextMode, ServeArgs};
+use crate::cli::{Cidr, LogFormat, PlaintextMode, ServeArgs};
 use crate::error::{Error, Result};
 
 /// Where the server's certificate comes from.
@@ -38,6 +38,24 @@ pub struct Config {
     pub cert: CertSource,
     /// Optional cleartext listener that redirects to https.
     pub http_listen: Option<SocketAddr>,
+    /// Host names / IPs the certificate must cover (checked at start and by `check`).
+    pub server_names: Vec<String>,
+    /// SO_REUSEPORT on the listeners (zero-downtime restarts).
+    pub reuse_port: bool,
+    /// Cleartext listener for /metrics, /healthz, /readyz.
+    pub metrics_listen: Option<SocketAddr>,
+    /// PROXY protocol from trusted proxies.
+    pub proxy_protocol: bool,
+    /// Peers allowed to send a PROXY protocol header.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Shared session-ticket key file (None: in-memory rotating keys).
+    pub ticket_key_file: Option<PathBuf>,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// One log line per request.
+    pub access_log: bool,
+    /// After a shutdown signal, keep accepting this long with /readyz at 503.
+    pub drain_delay: Duration,
     /// Tokio worker threads (only used by [`crate::run`], which builds the runtime).
     pub workers: usize,
     /// TLS session cache entries.
@@ -86,6 +104,15 @@ impl Config {
                 dir: PathBuf::from("certs/dev"),
             },
             http_listen: None,
+            server_names: Vec::new(),
+            reuse_port: false,
+            metrics_listen: None,
+            proxy_protocol: false,
+            trusted_proxies: Vec::new(),
+            ticket_key_file: None,
+            log_format: LogFormat::Pretty,
+            access_log: false,
+            drain_delay: Duration::ZERO,
             workers: default_workers(),
             session_cache: 65536,
             spa: true,
@@ -125,6 +152,15 @@ impl Config {
             listen: args.listen.clone(),
             cert,
             http_listen: args.http_listen,
+            server_names: args.server_name.clone(),
+            reuse_port: args.reuse_port,
+            metrics_listen: args.metrics_listen,
+            proxy_protocol: args.proxy_protocol,
+            trusted_proxies: args.trusted_proxy.clone(),
+            ticket_key_file: args.ticket_key_file.as_ref().map(PathBuf::from),
+            log_format: args.log_format,
+            access_log: args.access_log,
+            drain_delay: args.drain_delay,
             workers: args.workers.unwrap_or_else(default_workers),
             session_cache: args.session_cache,
             spa: !args.no_spa,
@@ -181,6 +217,20 @@ impl Config {
             if a.port() != 0 && (self.listen[..i].contains(a) || self.http_listen == Some(*a)) {
                 return Err(bad("--listen", a, "the same address is given twice"));
             }
+        }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return Err(bad(
+                "--proxy-protocol",
+                "true",
+                "needs at least one --trusted-proxy range (the load balancers' addresses)",
+            ));
+        }
+        if !self.proxy_protocol && !self.trusted_proxies.is_empty() {
+            return Err(bad(
+                "--trusted-proxy",
+                self.trusted_proxies[0],
+                "has no effect without --proxy-protocol",
+            ));
         }
         if !(1..=1024).contains(&self.workers) {
             return Err(bad("--workers", self.workers, "must be between 1 and 1024"));

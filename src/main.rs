@@ -10,6 +10,11 @@ fn main() -> std::process::ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
+        // Filled in by the check and ticket-key work (issue 6).
+        Some(Command::Check(_) | Command::TicketKey(_)) => {
+            eprintln!("rampart: error: not available yet");
+            return std::process::ExitCode::FAILURE;
+        }
     };
     if let Err(e) = rampart::telemetry::init(&args.log_level) {
         eprintln!("rampart: error: {e}");
