@@ -49,14 +49,15 @@ pub fn run(config: Config) -> Result<ShutdownSummary> {
             context: "starting the tokio runtime".into(),
             source,
         })?;
+    let json = config.log_format == cli::LogFormat::Json;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
-        announce(&server);
+        announce(&server, json);
         server.run(server::shutdown::signal()).await
     })
 }
 
-fn announce(server: &Server) {
+fn announce(server: &Server, json: bool) {
     let addrs = server.local_addrs();
     let table = server.site().table();
     for addr in &addrs {
@@ -64,6 +65,10 @@ fn announce(server: &Server) {
     }
     if let (Some(dev), Some(addr)) = (server.dev_cert(), addrs.first()) {
         let verb = if dev.created { "created" } else { "using" };
+        if json {
+            tracing::info!(ca = %dev.ca.display(), created = dev.created, "development certificate for localhost, 127.0.0.1 and ::1; trust its CA to connect without warnings (never use it in production)");
+            return;
+        }
         eprintln!(
             "rampart: {verb} a development certificate for localhost, 127.0.0.1 and ::1.\n\
              \x20 Trust its CA to connect without warnings: {ca}\n\

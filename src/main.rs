@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    if let Err(e) = rampart::telemetry::init(&args.log_level) {
+    if let Err(e) = rampart::telemetry::init(&args.log_level, args.log_format, args.access_log) {
         eprintln!("rampart: error: {e}");
         return std::process::ExitCode::FAILURE;
     }

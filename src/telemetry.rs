@@ -7,22 +7,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::cli::LogFormat;
 use crate::error::{Error, Result};
 
+/// The tracing target of access-log lines (one per request, with `--access-log`).
+pub const ACCESS_TARGET: &str = "rampart::access";
+
 /// Installs the tracing subscriber with an `EnvFilter` directive such as `info` or
-/// `rampart=debug,hyper=info`.
+/// `rampart=debug,hyper=info`, writing `format` lines to stderr. With `access_log`, the
+/// access lines (target [`ACCESS_TARGET`], level info) are let through whatever the level.
 ///
 /// # Errors
 /// [`Error::InvalidSetting`] naming `--log-level` when the directive does not parse.
-pub fn init(filter: &str) -> Result<()> {
+pub fn init(filter: &str, format: LogFormat, access_log: bool) -> Result<()> {
     // rustls logs per-connection warnings (an IP address sent as SNI by wrk and others,
     // every alert it sends) without rate limits; rampart reports those itself, rate-limited,
     // with the peer. They stay reachable with an explicit `rustls=...` directive.
-    let directive = if filter.contains("rustls") {
+    let mut directive = if filter.contains("rustls") {
         filter.to_owned()
     } else {
         format!("{filter},rustls=error")
     };
+    if access_log {
+        directive.push_str(",rampart::access=info");
+    }
     let filter =
         tracing_subscriber::EnvFilter::try_new(&directive).map_err(|e| Error::InvalidSetting {
             setting: "--log-level",
@@ -30,13 +38,22 @@ pub fn init(filter: &str) -> Result<()> {
             reason: e.to_string(),
         })?;
     // A second init (tests, embedders with their own subscriber) is not an error.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // One object per line, fields at the top level: {"timestamp":..,"level":..,
+        // "message":"access","peer":..}.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
     Ok(())
 }
 
@@ -104,6 +121,10 @@ pub struct Metrics {
     pub(crate) plaintext_redirects: AtomicU64,
     pub(crate) requests_h1: AtomicU64,
     pub(crate) requests_h2: AtomicU64,
+    /// Finished responses by protocol (h1, h2) and status class (1xx..5xx).
+    pub(crate) responses: [[AtomicU64; 5]; 2],
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) response_time: Histogram,
     pub(crate) connections_closed_idle: AtomicU64,
     pub(crate) connections_closed_header_timeout: AtomicU64,
     pub(crate) connections_closed_stalled: AtomicU64,
@@ -136,6 +157,13 @@ pub struct MetricsSnapshot {
     pub requests_h1: u64,
     /// Requests served over HTTP/2.
     pub requests_h2: u64,
+    /// Finished responses: `[protocol][class]`, protocol 0 = HTTP/1.1, 1 = HTTP/2, class
+    /// 0..5 = 1xx..5xx.
+    pub responses: [[u64; 5]; 2],
+    /// Response body bytes handed to the connection.
+    pub bytes_sent: u64,
+    /// Response times (request head received to last body byte handed over).
+    pub response_time: HistogramSnapshot,
     /// Connections closed by the idle keep-alive deadline.
     pub connections_closed_idle: u64,
     /// Connections closed by the request-head deadline.
@@ -176,6 +204,7 @@ impl MetricsSnapshot {
             fail_protocol_error = f(FailureClass::ProtocolError),
             requests_h1 = self.requests_h1,
             requests_h2 = self.requests_h2,
+            bytes_sent = self.bytes_sent,
             closed_idle = self.connections_closed_idle,
             closed_header_timeout = self.connections_closed_header_timeout,
             closed_stalled = self.connections_closed_stalled,
@@ -195,6 +224,14 @@ impl Metrics {
         Self::inc(&self.handshake_failures[class.index()]);
     }
 
+    /// Counts a finished response: its status class, body bytes and time.
+    pub(crate) fn response(&self, h2: bool, status: u16, bytes: u64, elapsed: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        Self::inc(&self.responses[usize::from(h2)][class]);
+        self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+        self.response_time.observe(elapsed);
+    }
+
     /// Reads every counter.
     #[must_use]
     pub fn snapshot(&self) -> MetricsSnapshot {
@@ -211,12 +248,62 @@ impl Metrics {
             plaintext_redirects: g(&self.plaintext_redirects),
             requests_h1: g(&self.requests_h1),
             requests_h2: g(&self.requests_h2),
+            responses: std::array::from_fn(|p| std::array::from_fn(|c| g(&self.responses[p][c]))),
+            bytes_sent: g(&self.bytes_sent),
+            response_time: self.response_time.snapshot(),
             connections_closed_idle: g(&self.connections_closed_idle),
             connections_closed_header_timeout: g(&self.connections_closed_header_timeout),
             connections_closed_stalled: g(&self.connections_closed_stalled),
             connection_panics: g(&self.connection_panics),
             session_tls_errors: g(&self.session_tls_errors),
         }
+    }
+}
+
+/// Upper bounds of the response-time histogram buckets, in microseconds (Prometheus `le`
+/// in seconds: 0.0001 ... 10); a last bucket takes everything above.
+pub const HISTOGRAM_BOUNDS_US: [u64; 14] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    2_500_000, 10_000_000,
+];
+
+/// A fixed-bucket histogram of durations (atomics; no locks, no allocation).
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    buckets: [AtomicU64; HISTOGRAM_BOUNDS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = HISTOGRAM_BOUNDS_US.partition_point(|b| *b < us);
+        Metrics::inc(&self.buckets[i]);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            sum_us: self.sum_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Histogram counts per bucket (not cumulative; the last is above every bound).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistogramSnapshot {
+    /// Observations per bucket of [`HISTOGRAM_BOUNDS_US`], then the overflow bucket.
+    pub buckets: [u64; HISTOGRAM_BOUNDS_US.len() + 1],
+    /// Sum of all observations in microseconds.
+    pub sum_us: u64,
+}
+
+impl HistogramSnapshot {
+    /// Number of observations.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
     }
 }
 

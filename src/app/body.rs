@@ -38,10 +38,13 @@ impl Part {
     }
 }
 
-/// Something to run when the body is finished or dropped (the connection's in-flight
-/// counter uses it to tell an idle connection from a busy one).
-pub trait OnDone: Send + Sync + 'static {}
-impl<T: Send + Sync + 'static> OnDone for T {}
+/// Something to run once when the body is finished or dropped: the connection's in-flight
+/// counter (which tells an idle connection from a busy one), the response metrics and the
+/// access log.
+pub trait OnDone: Send + Sync + 'static {
+    /// Called once: `unsent` is 0 after the last byte, more when the transfer was abandoned.
+    fn done(self: Box<Self>, unsent: u64);
+}
 
 /// A response body.
 #[derive(Default)]
@@ -117,7 +120,9 @@ impl http_body::Body for Body {
             }
             match this.parts.pop_front() {
                 None => {
-                    this.guard = None;
+                    if let Some(guard) = this.guard.take() {
+                        guard.done(0);
+                    }
                     return Poll::Ready(None);
                 }
                 Some(Part::Bytes(b)) if b.is_empty() => {}
@@ -149,6 +154,14 @@ impl http_body::Body for Body {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            guard.done(self.remaining);
+        }
     }
 }
 

@@ -29,8 +29,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 pub use assets::{Asset, AssetTable, BuildError, BuildOptions};
-pub use body::Body;
 use body::Part;
+pub use body::{Body, OnDone};
 use encoding::Encoding;
 pub use headers::SecurityHeaders;
 use range::Ranges;

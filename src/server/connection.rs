@@ -252,6 +252,17 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
     let h2 = conn.alpn_protocol() == Some(b"h2");
     tracing::debug!(%peer, sni = sni.as_deref().unwrap_or("none"), version = ?conn.protocol_version(), kind = ?conn.handshake_kind(), h2, "tls established");
 
+    let access = shared.access_log.then(|| {
+        Arc::new(ConnInfo {
+            peer,
+            tls: match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+                _ => "1.3",
+            },
+            resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            sni: sni.clone(),
+        })
+    });
     let state = Arc::new(ConnState::new(!h2));
     let io = ConnIo::new(tls, Arc::clone(&state), shared.tracker.token());
     let svc = ConnService {
@@ -259,6 +270,7 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
         state: Arc::clone(&state),
         metrics: Arc::clone(&shared.metrics),
         h2,
+        access,
     };
     let result = if h2 {
         serve_h2(io, svc, &state, shared).await
@@ -575,13 +587,24 @@ where
 }
 
 /// The per-connection hyper service: counts requests in flight (for the deadlines) around
-/// the shared [`AssetService`].
+/// the shared [`AssetService`], and records each response when its body ends (metrics, and
+/// the access log when on).
 #[derive(Clone)]
 struct ConnService {
     app: AssetService,
     state: Arc<ConnState>,
     metrics: Arc<Metrics>,
     h2: bool,
+    /// The connection as the access log describes it; None when the access log is off.
+    access: Option<Arc<ConnInfo>>,
+}
+
+/// What the access log says about a request's connection.
+struct ConnInfo {
+    peer: SocketAddr,
+    tls: &'static str,
+    resumed: bool,
+    sni: Option<String>,
 }
 
 impl hyper::service::Service<http::Request<Incoming>> for ConnService {
@@ -596,18 +619,32 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
         } else {
             &self.metrics.requests_h1
         });
-        let guard = InFlight(Arc::clone(&self.state));
+        let access = self.access.as_ref().map(|conn| AccessLine {
+            conn: Arc::clone(conn),
+            method: req.method().clone(),
+            target: req.uri().clone(),
+            version: req.version(),
+        });
+        let done = RequestDone {
+            _in_flight: InFlight(Arc::clone(&self.state)),
+            metrics: Arc::clone(&self.metrics),
+            h2: self.h2,
+            start: std::time::Instant::now(),
+            status: 0,
+            len: 0,
+            access,
+        };
         let inner = tower::Service::call(&mut self.app.clone(), req);
         ConnFuture {
             inner,
-            guard: Some(guard),
+            done: Some(done),
         }
     }
 }
 
 struct ConnFuture {
     inner: crate::app::ResponseFuture,
-    guard: Option<InFlight>,
+    done: Option<RequestDone>,
 }
 
 impl Future for ConnFuture {
@@ -616,10 +653,63 @@ impl Future for ConnFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let res = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
-        Poll::Ready(res.map(|r| match this.guard.take() {
-            Some(g) => r.map(|b| b.with_guard(g)),
+        Poll::Ready(res.map(|r| match this.done.take() {
+            Some(mut done) => {
+                done.status = r.status().as_u16();
+                done.len = r.body().remaining();
+                r.map(|b| b.with_guard(done))
+            }
             None => r,
         }))
+    }
+}
+
+/// Rides on a response body; when the body ends (or is dropped), counts the response and
+/// writes the access line. Dropping it ends the request's in-flight count.
+struct RequestDone {
+    _in_flight: InFlight,
+    metrics: Arc<Metrics>,
+    h2: bool,
+    start: std::time::Instant,
+    status: u16,
+    /// Body length at the start.
+    len: u64,
+    access: Option<AccessLine>,
+}
+
+struct AccessLine {
+    conn: Arc<ConnInfo>,
+    method: http::Method,
+    target: http::Uri,
+    version: http::Version,
+}
+
+impl crate::app::OnDone for RequestDone {
+    fn done(self: Box<Self>, unsent: u64) {
+        let elapsed = self.start.elapsed();
+        let bytes = self.len.saturating_sub(unsent);
+        self.metrics.response(self.h2, self.status, bytes, elapsed);
+        if let Some(a) = &self.access {
+            let path = a
+                .target
+                .path_and_query()
+                .map_or("/", http::uri::PathAndQuery::as_str);
+            tracing::info!(
+                target: crate::telemetry::ACCESS_TARGET,
+                peer = %a.conn.peer,
+                method = %a.method,
+                path,
+                status = self.status,
+                bytes,
+                complete = unsent == 0,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                protocol = ?a.version,
+                tls = a.conn.tls,
+                resumed = a.conn.resumed,
+                sni = a.conn.sni.as_deref().unwrap_or("-"),
+                "access"
+            );
+        }
     }
 }
 

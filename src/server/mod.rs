@@ -3,6 +3,7 @@
 //! certificate, bind every address) so that an error surfaces before anything is served;
 //! [`Server::run`] serves until the shutdown future resolves, then drains.
 
+pub(crate) mod admin;
 pub mod connection;
 pub(crate) mod io;
 pub mod plaintext;
@@ -11,6 +12,7 @@ pub mod sniff;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) https_port: u16,
     pub(crate) warn_limit: RateLimit,
+    /// One access-log line per request.
+    pub(crate) access_log: bool,
+    /// Set when the shutdown signal arrives: /readyz answers 503 from then on.
+    pub(crate) draining: AtomicBool,
 }
 
 /// How the drain went.
@@ -65,6 +71,7 @@ pub struct ShutdownSummary {
 pub struct Server {
     config: Config,
     listeners: Vec<(TcpListener, Kind)>,
+    admin: Option<TcpListener>,
     shared: Arc<Shared>,
     site: Arc<Site>,
     dev_cert: Option<DevCert>,
@@ -106,12 +113,20 @@ impl Server {
                 source: std::io::Error::other(e),
             })??;
 
+        let reuse = config.reuse_port;
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            listeners.push((bind(*addr, "--listen")?, Kind::Tls));
+            listeners.push((bind(*addr, "--listen", reuse)?, Kind::Tls));
         }
         if let Some(addr) = config.http_listen {
-            listeners.push((bind(addr, "--http-listen")?, Kind::Redirect));
+            listeners.push((bind(addr, "--http-listen", reuse)?, Kind::Redirect));
+        }
+        let admin = config
+            .metrics_listen
+            .map(|addr| admin::bind(addr, reuse))
+            .transpose()?;
+        if reuse {
+            warn_without_migration();
         }
         let https_port = listeners[0].0.local_addr().map_or(443, |a| a.port());
         let shared = Arc::new(Shared {
@@ -132,11 +147,14 @@ impl Server {
             },
             https_port,
             warn_limit: RateLimit::new(20, Duration::from_secs(10)),
+            access_log: config.access_log,
+            draining: AtomicBool::new(false),
         });
         let semaphore = Arc::new(Semaphore::new(config.max_connections));
         Ok(Self {
             config,
             listeners,
+            admin,
             shared,
             site,
             dev_cert,
@@ -155,6 +173,12 @@ impl Server {
     #[must_use]
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.addrs(Kind::Redirect).first().copied()
+    }
+
+    /// The bound `--metrics-listen` address, if any.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     fn addrs(&self, kind: Kind) -> Vec<SocketAddr> {
@@ -183,8 +207,9 @@ impl Server {
         Arc::clone(&self.site)
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, drains for up to
-    /// `shutdown_timeout` and closes what is left.
+    /// Serves until `shutdown` resolves; then /readyz answers 503, accepting goes on for
+    /// `drain_delay`, then stops; in-flight work drains for up to `shutdown_timeout` and
+    /// what is left is closed.
     ///
     /// # Errors
     /// None at present; the `Result` leaves room for run-time failures that must stop it.
@@ -192,6 +217,7 @@ impl Server {
         let Self {
             config,
             listeners,
+            admin,
             shared,
             site,
             semaphore,
@@ -240,7 +266,25 @@ impl Server {
                 Arc::clone(&semaphore),
             )));
         }
+        let admin = admin.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "metrics, /healthz and /readyz listening");
+            }
+            tokio::spawn(admin::serve(
+                listener,
+                Arc::clone(&shared),
+                Arc::clone(&site),
+            ))
+        });
         shutdown.await;
+        shared.draining.store(true, Ordering::Relaxed);
+        if !config.drain_delay.is_zero() {
+            tracing::info!(
+                drain_delay = ?config.drain_delay,
+                "draining: /readyz answers 503; still accepting until the drain delay ends"
+            );
+            tokio::time::sleep(config.drain_delay).await;
+        }
         let open_at_start = shared.metrics.snapshot().connections_open;
         shared.tokens.graceful.cancel();
         for l in loops {
@@ -258,6 +302,9 @@ impl Server {
                 shared.tracker.wait(),
             )
             .await;
+        }
+        if let Some(admin) = admin {
+            admin.abort();
         }
         let end = shared.metrics.snapshot();
         end.log();
@@ -281,7 +328,9 @@ impl Server {
     }
 }
 
-fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener> {
+/// Binds a listener: SO_REUSEADDR always, SO_REUSEPORT with `--reuse-port`, IPv6 only on
+/// IPv6 addresses, a backlog of 4096.
+fn bind(addr: SocketAddr, flag: &'static str, reuse_port: bool) -> Result<TcpListener> {
     let err = |source| Error::Bind { addr, flag, source };
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -290,6 +339,9 @@ fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener> {
     )
     .map_err(err)?;
     socket.set_reuse_address(true).map_err(err)?;
+    if reuse_port {
+        socket.set_reuse_port(true).map_err(err)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true).map_err(err)?;
     }
@@ -297,6 +349,25 @@ fn bind(addr: SocketAddr, flag: &'static str) -> Result<TcpListener> {
     socket.bind(&addr.into()).map_err(err)?;
     socket.listen(4096).map_err(err)?;
     TcpListener::from_std(socket.into()).map_err(err)
+}
+
+/// With SO_REUSEPORT, connections still queued on a listener when it closes are reset,
+/// unless the kernel migrates them to another listener of the port (Linux 5.14+,
+/// `net.ipv4.tcp_migrate_req = 1`). Says so when it is off.
+fn warn_without_migration() {
+    const KNOB: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+    match std::fs::read_to_string(KNOB) {
+        Ok(v) if v.trim() == "1" => {}
+        Ok(_) => tracing::warn!(
+            "--reuse-port: net.ipv4.tcp_migrate_req is 0: when this process stops, connections \
+             queued on its listeners but not yet accepted are reset instead of moving to the new \
+             process; set it to 1 for restarts without failed connections (sysctl -w net.ipv4.tcp_migrate_req=1)"
+        ),
+        Err(_) => tracing::warn!(
+            "--reuse-port: this kernel cannot migrate queued connections between listeners \
+             (no {KNOB}, Linux < 5.14): a restart may reset a few connections queued at the moment the old process stops"
+        ),
+    }
 }
 
 /// Accepts and spawns; never waits on a client. At the connection cap it waits for a slot

@@ -67,6 +67,10 @@ impl Rampart {
             if let Some(line) = server.find_line(" INFO listening addr=") {
                 break line;
             }
+            // --log-format json: {"timestamp":..,"level":"INFO","message":"listening","addr":..}
+            if let Some(line) = server.find_line("\"message\":\"listening\"") {
+                break line;
+            }
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("rampart exited ({status}) at start:\n{}", server.log());
             }
@@ -77,8 +81,15 @@ impl Rampart {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        assert!(line.contains("kind=Tls"), "{line}");
-        server.addr = field(&line, "addr").unwrap().parse().unwrap();
+        assert!(
+            line.contains("kind=Tls") || line.contains("\"kind\":\"Tls\""),
+            "{line}"
+        );
+        server.addr = field(&line, "addr")
+            .or_else(|| json_field(&line, "addr"))
+            .unwrap()
+            .parse()
+            .unwrap();
         server
     }
 
@@ -190,6 +201,13 @@ impl Drop for Rampart {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The string value of `"key":"..."` in a JSON log line.
+pub fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let rest = &line[start..];
+    Some(&rest[..rest.find('"')?])
 }
 
 /// The value of `key=` in a log line (quotes removed, escapes kept).

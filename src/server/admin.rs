@@ -1,0 +1,321 @@
+//! The operator's port (`--metrics-listen`, cleartext HTTP/1.1): `/metrics` in the
+//! Prometheus text format, `/healthz` (200 while the process runs) and `/readyz` (200 while
+//! serving; 503 from the shutdown signal on, so that a load balancer stops sending new
+//! clients before the listeners close, see `--drain-delay`). It serves until the process
+//! exits, through the drain. Not for the public: a few connections at a time, short
+//! deadlines, no TLS.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::Shared;
+use crate::app::{Body, Site};
+use crate::telemetry::{FailureClass, MetricsSnapshot, HISTOGRAM_BOUNDS_US};
+
+/// Connections served at once; more wait in the backlog.
+const MAX_CONNECTIONS: usize = 32;
+/// Deadline for a request head on the metrics port.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves the operator's port until the task is aborted (the connection tasks go with it).
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, site: Arc<Site>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = JoinSet::new();
+    loop {
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        // Reap finished connection tasks so the set does not grow.
+        while conns.try_join_next().is_some() {}
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics port: accept failed; pausing 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = Arc::clone(&shared);
+        let site = Arc::clone(&site);
+        conns.spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let res = respond(&req, &shared, &site);
+                async move { Ok::<_, std::convert::Infallible>(res) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(tcp), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "metrics port: connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn respond<B>(req: &Request<B>, shared: &Shared, site: &Site) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut res = text(StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n");
+        res.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return res;
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let body = render(&shared.metrics.snapshot(), &gauges(shared, site));
+            let mut res = text(StatusCode::OK, body);
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            res
+        }
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if shared.draining.load(Ordering::Relaxed) => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        }
+        "/readyz" => text(StatusCode::OK, "ready\n"),
+        _ => text(StatusCode::NOT_FOUND, "/metrics, /healthz, /readyz\n"),
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut res = Response::new(Body::from_bytes(body.into()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+/// Values read at scrape time rather than counted.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Gauges {
+    pub(crate) asset_files: u64,
+    pub(crate) asset_bytes: u64,
+    pub(crate) asset_generation: u64,
+    /// The served certificate's notAfter, as a unix timestamp.
+    pub(crate) cert_not_after: u64,
+    pub(crate) ticket_key_generation: u64,
+    pub(crate) draining: bool,
+}
+
+fn gauges(shared: &Shared, site: &Site) -> Gauges {
+    let table = site.table();
+    Gauges {
+        asset_files: table.files() as u64,
+        asset_bytes: table.bytes(),
+        asset_generation: table.generation(),
+        cert_not_after: shared
+            .resolver
+            .current()
+            .not_after
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        ticket_key_generation: 0,
+        draining: shared.draining.load(Ordering::Relaxed),
+    }
+}
+
+/// Writes the Prometheus text exposition (format 0.0.4) of the counters and gauges.
+pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{name} {value}");
+            } else {
+                let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            }
+        }
+    };
+    family(
+        "rampart_connections_open",
+        "gauge",
+        "Client connections open now.",
+        &[("", m.connections_open)],
+    );
+    family(
+        "rampart_connections_total",
+        "counter",
+        "Client connections accepted.",
+        &[("", m.connections_total)],
+    );
+    family(
+        "rampart_handshakes_total",
+        "counter",
+        "Completed TLS handshakes by kind.",
+        &[
+            ("kind=\"full\"", m.handshakes_full),
+            ("kind=\"full_hrr\"", m.handshakes_full_hrr),
+            ("kind=\"resumed\"", m.handshakes_resumed),
+        ],
+    );
+    family(
+        "rampart_handshakes_by_version_total",
+        "counter",
+        "Completed TLS handshakes by protocol version.",
+        &[
+            ("version=\"1.2\"", m.handshakes_tls12),
+            ("version=\"1.3\"", m.handshakes_tls13),
+        ],
+    );
+    let reasons: Vec<(String, u64)> = FailureClass::ALL
+        .iter()
+        .map(|c| (format!("reason=\"{}\"", c.label()), m.failures(*c)))
+        .collect();
+    let reasons: Vec<(&str, u64)> = reasons.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        "rampart_handshake_failures_total",
+        "counter",
+        "Connections that ended before a TLS session, by reason (plaintext_http: plaintext HTTP on the TLS port).",
+        &reasons,
+    );
+    family(
+        "rampart_plaintext_requests_total",
+        "counter",
+        "Plaintext HTTP requests on the HTTPS port.",
+        &[("", m.failures(FailureClass::PlaintextHttp))],
+    );
+    family(
+        "rampart_redirects_total",
+        "counter",
+        "Plaintext requests answered with a redirect or rejection (HTTPS and --http-listen ports).",
+        &[("", m.plaintext_redirects)],
+    );
+    let mut responses = Vec::new();
+    for (p, proto) in ["h1", "h2"].iter().enumerate() {
+        for (c, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+            responses.push((
+                format!("protocol=\"{proto}\",class=\"{class}\""),
+                m.responses[p][c],
+            ));
+        }
+    }
+    let responses: Vec<(&str, u64)> = responses.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        "rampart_responses_total",
+        "counter",
+        "Finished responses by protocol and status class.",
+        &responses,
+    );
+    family(
+        "rampart_requests_total",
+        "counter",
+        "Requests received by protocol.",
+        &[
+            ("protocol=\"h1\"", m.requests_h1),
+            ("protocol=\"h2\"", m.requests_h2),
+        ],
+    );
+    family(
+        "rampart_response_bytes_total",
+        "counter",
+        "Response body bytes sent.",
+        &[("", m.bytes_sent)],
+    );
+    family(
+        "rampart_connections_closed_total",
+        "counter",
+        "Connections closed by a deadline, by reason.",
+        &[
+            ("reason=\"idle\"", m.connections_closed_idle),
+            (
+                "reason=\"header_timeout\"",
+                m.connections_closed_header_timeout,
+            ),
+            ("reason=\"stalled\"", m.connections_closed_stalled),
+        ],
+    );
+    family(
+        "rampart_session_tls_errors_total",
+        "counter",
+        "Established TLS sessions that ended with a TLS error (alert, bad record).",
+        &[("", m.session_tls_errors)],
+    );
+    family(
+        "rampart_connection_panics_total",
+        "counter",
+        "Connection tasks that panicked (a bug; the server kept serving).",
+        &[("", m.connection_panics)],
+    );
+    family(
+        "rampart_assets_files",
+        "gauge",
+        "Files in the asset table.",
+        &[("", g.asset_files)],
+    );
+    family(
+        "rampart_assets_bytes",
+        "gauge",
+        "Bytes held by the asset table.",
+        &[("", g.asset_bytes)],
+    );
+    family(
+        "rampart_assets_generation",
+        "gauge",
+        "Asset table generation (1 at start, +1 per redeploy).",
+        &[("", g.asset_generation)],
+    );
+    family(
+        "rampart_certificate_not_after_seconds",
+        "gauge",
+        "The served certificate's notAfter as a unix timestamp.",
+        &[("", g.cert_not_after)],
+    );
+    family(
+        "rampart_ticket_key_generation",
+        "gauge",
+        "Session-ticket key ring generation (+1 per rotation or reload).",
+        &[("", g.ticket_key_generation)],
+    );
+    family(
+        "rampart_draining",
+        "gauge",
+        "1 once shutdown began (/readyz answers 503).",
+        &[("", u64::from(g.draining))],
+    );
+    // The histogram: cumulative buckets in seconds.
+    let h = &m.response_time;
+    let name = "rampart_response_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Response time: request head received to last body byte handed over.\n# TYPE {name} histogram"
+    );
+    let mut cumulative = 0;
+    for (i, bound) in HISTOGRAM_BOUNDS_US.iter().enumerate() {
+        cumulative += h.buckets[i];
+        let le = Duration::from_micros(*bound).as_secs_f64();
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count());
+    let _ = writeln!(
+        out,
+        "{name}_sum {}",
+        Duration::from_micros(h.sum_us).as_secs_f64()
+    );
+    let _ = writeln!(out, "{name}_count {}", h.count());
+    out
+}
+
+/// Binds the metrics listener (same socket options as the others).
+pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> crate::Result<TcpListener> {
+    super::bind(addr, "--metrics-listen", reuse_port)
+}
