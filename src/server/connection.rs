@@ -341,24 +341,39 @@ impl Ended {
 enum Cut {
     /// The handshake deadline passed.
     Timeout,
-    /// Shutdown began.
+    /// Shutdown began and the grace for handshakes in progress passed.
     Shutdown,
 }
 
-/// Runs one step of the sniff/handshake phase under the handshake deadline. Shutdown ends it
-/// at once: a connection without a session has no request to drain, and one that finished
-/// its handshake now would be closed before its first request anyway; waiting for it would
-/// let a silent client hold up the exit for the whole handshake timeout.
+/// Runs one step of the sniff/handshake phase under the handshake deadline. A client that
+/// connected before shutdown began still gets its handshake (and, in [`drive`], its first
+/// request): within [`SHUTDOWN_GRACE`] of the shutdown, so that a silent client cannot hold
+/// up the exit. A restart behind SO_REUSEPORT thus fails no client that reached this
+/// process.
 async fn before_tls<F: Future>(
     shared: &Shared,
     deadline: Instant,
     step: F,
 ) -> Result<F::Output, Cut> {
+    let mut step = std::pin::pin!(step);
+    if !shared.tokens.graceful.is_cancelled() {
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, step.as_mut()) => return r.map_err(|_| Cut::Timeout),
+            () = shared.tokens.graceful.cancelled() => {}
+        }
+    }
+    let until = deadline.min(Instant::now() + SHUTDOWN_GRACE);
     tokio::select! {
-        r = tokio::time::timeout_at(deadline, step) => r.map_err(|_| Cut::Timeout),
-        () = shared.tokens.graceful.cancelled() => Err(Cut::Shutdown),
+        r = tokio::time::timeout_at(until, step) => r.map_err(|_| {
+            if until < deadline { Cut::Shutdown } else { Cut::Timeout }
+        }),
+        () = shared.tokens.force.cancelled() => Err(Cut::Shutdown),
     }
 }
+
+/// Once shutdown began: how long a connection still in its handshake may take to finish
+/// it, and how long a new session may take to send its first request.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn closed_at_shutdown(peer: SocketAddr) {
     tracing::debug!(%peer, "closed before the TLS handshake completed: shutting down");
@@ -525,6 +540,8 @@ where
 {
     let mut closing = false;
     let mut parking = false;
+    // Shutdown began before this session's first request: it is awaited until then.
+    let mut first_request_until: Option<Instant> = None;
     // Set once an idle connection was asked to close: hyper closes an idle HTTP/1 connection
     // at once and an HTTP/2 one after GOAWAY; one that does not by then is dropped.
     let mut grace_until: Option<Instant> = None;
@@ -541,7 +558,7 @@ where
             None => match state.check(
                 limits.header_timeout,
                 limits.idle_timeout,
-                park_after.filter(|_| !closing),
+                park_after.filter(|_| !closing && first_request_until.is_none()),
             ) {
                 Deadline::Next(at) => at,
                 Deadline::Park => {
@@ -573,11 +590,26 @@ where
                 }
             },
         };
-        tokio::select! {
-            res = conn.as_mut() => return res.map(|done| (done, parking)).map_err(|e| Ended::from_error(&e)),
-            () = shared.tokens.graceful.cancelled(), if !closing => {
+        if let Some(until) = first_request_until {
+            if !closing && (state.wait_first_request() || Instant::now() >= until) {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
+            }
+        }
+        let next = first_request_until
+            .filter(|_| !closing)
+            .map_or(next, |u| u.min(next));
+        tokio::select! {
+            res = conn.as_mut() => return res.map(|done| (done, parking)).map_err(|e| Ended::from_error(&e)),
+            () = shared.tokens.graceful.cancelled(), if !closing && first_request_until.is_none() => {
+                if state.wait_first_request() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                } else {
+                    // A client that connected before shutdown gets its first request
+                    // served (then `Connection: close` / GOAWAY), as nginx does.
+                    first_request_until = Some(Instant::now() + SHUTDOWN_GRACE);
+                }
             }
             () = shared.tokens.force.cancelled() => return Err(Ended::deadline("shutdown deadline passed")),
             () = state.wake.notified() => {}

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -113,6 +113,10 @@ pub(crate) struct ConnState {
     /// idle HTTP/1 connection; 0 when no head is being read.
     head_started: AtomicU64,
     track_heads: bool,
+    /// Set by the first request; see [`ConnState::wait_first_request`].
+    first_request: AtomicBool,
+    /// The driver asked to be woken by the first request (shutdown began before it).
+    wake_on_first: AtomicBool,
     /// Wakes the driver when a head starts (its deadline is shorter than the idle one).
     pub(crate) wake: tokio::sync::Notify,
 }
@@ -125,6 +129,8 @@ impl ConnState {
             in_flight: AtomicU32::new(0),
             head_started: AtomicU64::new(0),
             track_heads,
+            first_request: AtomicBool::new(false),
+            wake_on_first: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -157,6 +163,19 @@ impl ConnState {
     pub(crate) fn request_started(&self) {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(0, Ordering::Relaxed);
+        if !self.first_request.load(Ordering::Relaxed) {
+            // SeqCst with wait_first_request: one of the two sides sees the other's store.
+            self.first_request.store(true, Ordering::SeqCst);
+            if self.wake_on_first.load(Ordering::SeqCst) {
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Whether a request has arrived; if not, the next one wakes the driver.
+    pub(crate) fn wait_first_request(&self) -> bool {
+        self.wake_on_first.store(true, Ordering::SeqCst);
+        self.first_request.load(Ordering::SeqCst)
     }
 
     /// A response body finished or was dropped.
