@@ -42,7 +42,7 @@ pub enum TicketKeyCommand {
     /// The file: text, one key a line as 64 hex characters (32 random bytes), newest
     /// first; blank lines and `#` comments are ignored; at most 8 keys. The first key
     /// encrypts new tickets, every key decrypts. A key's id (first 8 bytes of each ticket)
-    /// is derived from the key, so every instance agrees on it. Older keys than the
+    /// is derived from the key, so every instance agrees on it. Keys older than the
     /// previous one are dropped. The file is written atomically (temporary file with mode
     /// 0600, then rename); a file that exists but does not parse is left alone.
     ///

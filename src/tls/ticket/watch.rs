@@ -51,11 +51,16 @@ pub async fn reload_now(keys: &Arc<TicketKeys>, why: &str) -> bool {
 }
 
 /// Watches the key file for changes (every `interval`; zero = SIGHUP only) and SIGHUP until
-/// `stop`. Returns at once for in-memory keys (they rotate themselves).
+/// `stop`. Logs the keys in use first; returns at once for in-memory keys (they rotate
+/// themselves on the encrypt path).
 pub async fn watch(keys: Arc<TicketKeys>, interval: Duration, stop: CancellationToken) {
+    let ids = keys.key_ids();
+    let current = ids.first().map(ToString::to_string).unwrap_or_default();
     let Some(file) = keys.file().map(Path::to_owned) else {
+        tracing::info!(source = "in-memory", rotation_s = super::ROTATION.as_secs(), generation = keys.generation(), keys = ids.len(), current = %current, "session ticket keys");
         return;
     };
+    tracing::info!(source = "file", file = %file.display(), generation = keys.generation(), keys = ids.len(), current = %current, "session ticket keys");
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
