@@ -12,7 +12,7 @@
 //! (NIST SP 800-38D): at the 6-hour rotation below that is ~200 000 tickets a second.
 //!
 //! # Where the keys come from
-//! - [`TicketKeys::from_file`]: the key file (format in [`file`]), re-read by [`watch`] when
+//! - [`TicketKeys::from_file`]: the key file (format in [`mod@file`]), re-read by [`watch`] when
 //!   it changes or on SIGHUP. Rotation is the operator's: `rampart ticket-key new`.
 //! - [`TicketKeys::in_memory`]: a random key, replaced every [`ROTATION`]; the previous key
 //!   keeps decrypting, so a ticket stays usable for one to two rotation periods. This is what
@@ -159,6 +159,7 @@ impl Ring {
         let keys = keys
             .iter()
             .map(|k| {
+                // Fails only for a key of the wrong length, which `TicketKey` rules out.
                 let unbound =
                     UnboundKey::new(&AES_256_GCM, &k.bytes).map_err(|_| TicketKeyError::Random)?;
                 Ok(RingKey {
@@ -204,7 +205,7 @@ impl fmt::Debug for TicketKeys {
 }
 
 impl TicketKeys {
-    /// Keys from the key file at `path` (newest first); see [`file`] for the format. Warns
+    /// Keys from the key file at `path` (newest first); see [`mod@file`] for the format. Warns
     /// (tracing) when the file is readable by group or others.
     ///
     /// # Errors
@@ -224,7 +225,7 @@ impl TicketKeys {
         Self::with_source(&[TicketKey::generate()?], Source::Memory { rotation })
     }
 
-    /// A ring over `keys` (newest first) that is never reloaded or rotated: for tests and
+    /// A ring over `keys` (newest first) that never rotates by itself: for tests and
     /// embedders that manage keys themselves through [`TicketKeys::replace`].
     ///
     /// # Errors
@@ -305,11 +306,15 @@ impl TicketKeys {
     }
 
     /// In-memory mode: makes a new key the encrypting one, keeping the current one for
-    /// decryption only. Returns the new generation.
+    /// decryption only. Returns the generation after the call. Keys from a file are the
+    /// file's alone: for them this changes nothing (rotate the file instead).
     ///
     /// # Errors
     /// [`TicketKeyError::Random`] if the random generator fails; the ring is unchanged.
     pub fn rotate(&self) -> Result<u64, TicketKeyError> {
+        if self.file().is_some() {
+            return Ok(self.generation());
+        }
         let mut at = self
             .rotated_at
             .lock()
@@ -499,6 +504,22 @@ mod tests {
             None,
             "two rotations later the key is gone"
         );
+    }
+
+    #[test]
+    fn keys_from_a_file_are_not_rotated_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        std::fs::write(&path, file::render(&[key(1)])).unwrap();
+        let keys = TicketKeys::from_file(&path).unwrap();
+        assert_eq!(keys.rotate().unwrap(), 1);
+        assert_eq!(keys.key_ids(), vec![key(1).id()]);
+        std::fs::write(&path, file::render(&[key(2), key(1)])).unwrap();
+        assert!(keys.reload().unwrap());
+        assert_eq!((keys.generation(), keys.key_count()), (2, 2));
+        std::fs::write(&path, "bad\n").unwrap();
+        assert!(keys.reload().is_err());
+        assert_eq!(keys.key_ids(), vec![key(2).id(), key(1).id()]);
     }
 
     #[test]
