@@ -38,7 +38,26 @@ pub enum Command {
 pub enum TicketKeyCommand {
     /// Create PATH with a new key, or rotate it: the new key goes first (it encrypts new
     /// tickets) and the previous newest key is kept after it (it still decrypts).
+    ///
+    /// The file: text, one key a line as 64 hex characters (32 random bytes), newest
+    /// first; blank lines and `#` comments are ignored; at most 8 keys. The first key
+    /// encrypts new tickets, every key decrypts. A key's id (first 8 bytes of each ticket)
+    /// is derived from the key, so every instance agrees on it. Keys older than the
+    /// previous one are dropped. The file is written atomically (temporary file with mode
+    /// 0600, then rename); a file that exists but does not parse is left alone.
+    ///
+    /// With --staged the new key goes second instead (decrypt-only) and the current key
+    /// keeps encrypting: copy the file to every instance, then run `ticket-key promote`.
     New {
+        /// The ticket key file (written atomically, mode 0600).
+        path: PathBuf,
+        /// Add the new key decrypt-only (second); `ticket-key promote` makes it encrypt.
+        #[arg(long)]
+        staged: bool,
+    },
+    /// Make the staged (second) key of PATH the encrypting one; the current key is kept
+    /// after it (it still decrypts), older keys are dropped.
+    Promote {
         /// The ticket key file (written atomically, mode 0600).
         path: PathBuf,
     },

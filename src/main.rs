@@ -10,8 +10,20 @@ fn main() -> std::process::ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
-        // Filled in by the check and ticket-key work (issue 6).
-        Some(Command::Check(_) | Command::TicketKey(_)) => {
+        Some(Command::TicketKey(cmd)) => {
+            return match rampart::tls::ticket::file::execute(&cmd) {
+                Ok(done) => {
+                    println!("rampart: {done}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rampart: error: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        // Filled in by the check work (issue 6).
+        Some(Command::Check(_)) => {
             eprintln!("rampart: error: not available yet");
             return std::process::ExitCode::FAILURE;
         }

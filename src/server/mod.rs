@@ -25,7 +25,7 @@ use crate::cli::PlaintextMode;
 use crate::config::{CertSource, Config};
 use crate::error::{Error, Result};
 use crate::telemetry::{Metrics, MetricsSnapshot, RateLimit};
-use crate::tls::{self, devcert::DevCert, CertResolver};
+use crate::tls::{self, devcert::DevCert, ticket::TicketKeys, CertResolver};
 use connection::Kind;
 pub use shutdown::ShutdownTokens;
 
@@ -45,6 +45,7 @@ pub(crate) struct Limits {
 pub(crate) struct Shared {
     pub(crate) tls: Arc<rustls::ServerConfig>,
     pub(crate) resolver: Arc<CertResolver>,
+    pub(crate) ticket_keys: Arc<TicketKeys>,
     pub(crate) app: AssetService,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tokens: ShutdownTokens,
@@ -103,7 +104,15 @@ impl Server {
         };
         let cert = tls::load_cert(&cert_path, &key_path)?;
         let resolver = Arc::new(CertResolver::new(cert));
-        let tls_config = tls::server_config(Arc::clone(&resolver), config.session_cache)?;
+        let ticket_keys = Arc::new(match &config.ticket_key_file {
+            Some(path) => TicketKeys::from_file(path).map_err(tls::TlsError::from)?,
+            None => TicketKeys::in_memory(tls::ticket::ROTATION).map_err(tls::TlsError::from)?,
+        });
+        let tls_config = tls::server_config(
+            Arc::clone(&resolver),
+            config.session_cache,
+            Arc::clone(&ticket_keys),
+        )?;
 
         let options = config.site_options();
         let site = tokio::task::spawn_blocking(move || Site::load(options))
@@ -132,6 +141,7 @@ impl Server {
         let shared = Arc::new(Shared {
             tls: tls_config,
             resolver,
+            ticket_keys,
             app: AssetService::new(Arc::clone(&site)),
             metrics: Arc::new(Metrics::default()),
             tokens: ShutdownTokens::default(),
@@ -201,6 +211,12 @@ impl Server {
         Arc::clone(&self.shared.metrics)
     }
 
+    /// The session-ticket key ring (its `generation()` and `key_count()` for metrics).
+    #[must_use]
+    pub fn ticket_keys(&self) -> Arc<TicketKeys> {
+        Arc::clone(&self.shared.ticket_keys)
+    }
+
     /// The served site (asset table).
     #[must_use]
     pub fn site(&self) -> Arc<Site> {
@@ -232,6 +248,12 @@ impl Server {
                 stop_watch.clone(),
             ));
         }
+        // SIGHUP or a changed --ticket-key-file: reload the ticket keys.
+        tokio::spawn(tls::ticket::watch::watch(
+            Arc::clone(&shared.ticket_keys),
+            Duration::from_secs(1),
+            stop_watch.clone(),
+        ));
         // SIGHUP or a changed cert/key file: reload the certificate; SIGHUP also re-scans
         // the root.
         let rescan = Arc::clone(&site);

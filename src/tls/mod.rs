@@ -1,12 +1,13 @@
 //! TLS: the rustls `ServerConfig` (TLS 1.2 + 1.3 only, ALPN h2 + http/1.1), the certificate
 //! resolver (an `ArcSwap` so a reload swaps the pair without touching live connections),
-//! a sharded session cache for session-ID resumption and a rotating ticketer for stateless
-//! resumption. Certificates are validated here (parse, key match, validity window) before
-//! they are ever used.
+//! a sharded session cache for session-ID resumption and the ticket key ring ([`ticket`]:
+//! a shared key file or rotating in-memory keys) for stateless resumption. Certificates are
+//! validated here (parse, key match, validity window) before they are ever used.
 
 pub mod devcert;
 pub mod reload;
 pub mod session_cache;
+pub mod ticket;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
+    /// The session-ticket key file (or key generation) failed.
+    #[error("{0}")]
+    TicketKey(#[from] ticket::TicketKeyError),
 }
 
 /// A validated certificate chain and key, with facts used in logs.
@@ -236,14 +240,15 @@ impl ResolvesServerCert for CertResolver {
 }
 
 /// Builds the server config: TLS 1.3 and 1.2, ALPN h2 then http/1.1, a session cache of
-/// `session_cache` entries and a rotating ticketer (TLS 1.2 tickets and TLS 1.3 stateless
-/// resumption).
+/// `session_cache` entries and `tickets` as the ticketer (TLS 1.2 tickets and TLS 1.3
+/// stateless resumption).
 ///
 /// # Errors
 /// [`TlsError::Config`] if the provider refuses (it does not with aws-lc-rs).
 pub fn server_config(
     resolver: Arc<CertResolver>,
     session_cache: usize,
+    tickets: Arc<ticket::TicketKeys>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -253,8 +258,7 @@ pub fn server_config(
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.session_storage = session_cache::ShardedSessionCache::new(session_cache);
-    config.ticketer =
-        rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| TlsError::Config(e.to_string()))?;
+    config.ticketer = tickets;
     Ok(Arc::new(config))
 }
 
