@@ -147,6 +147,7 @@ async fn metrics_count_a_known_mix_of_traffic_exactly() {
         .unwrap()
         .as_secs_f64();
     assert!(not_after > now + 86_400.0, "{not_after} vs {now}");
+    assert_eq!(m["rampart_ticket_key_generation"], 1.0, "{before}");
 
     let mut bytes = 0;
     // 1: full TLS 1.3, HTTP/1.1: 200 and 404.

@@ -128,7 +128,7 @@ fn gauges(shared: &Shared, site: &Site) -> Gauges {
             .not_after
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
-        ticket_key_generation: 0,
+        ticket_key_generation: shared.ticket_keys.generation(),
         draining: shared.draining.load(Ordering::Relaxed),
     }
 }
