@@ -100,8 +100,9 @@ done
 python3 - "$json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"restart: storm: {s['requests']['completed']} responses verified, "
+print(f"restart: storm: {s['requests']['ok']} responses verified, "
       f"{s['page_loads']['completed']} page loads, {s['connections']['total']} connections, "
+      f"{s['requests']['resent']} requests resent after a clean server close (as browsers do); "
       f"errors {s['errors']['total']} {s['errors'].get('by_class', {})}")
 PY
 if [ "$storm_rc" != 0 ]; then echo "restart: the storm saw failures (exit $storm_rc)" >&2; failed=1; fi

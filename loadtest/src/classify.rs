@@ -16,6 +16,11 @@ pub struct Failure {
     pub class: String,
     /// What happened, for the first few samples.
     pub detail: String,
+    /// The server closed the connection cleanly (close_notify, or HTTP/2 GOAWAY / refused
+    /// stream) before any byte of the response, on a connection that served requests
+    /// before: a browser resends such a request on a new connection (Chromium's
+    /// `ShouldResendRequest`; RFC 9112 9.3.1, RFC 9113 8.7), and so does the storm.
+    pub retry_safe: bool,
 }
 
 impl Failure {
@@ -24,6 +29,7 @@ impl Failure {
         Self {
             class: class.into(),
             detail: detail.into(),
+            retry_safe: false,
         }
     }
 

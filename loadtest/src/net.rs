@@ -279,6 +279,8 @@ pub struct Requester {
     driver_error: DriverError,
     /// This end's address, so that an error can be matched with the server's log.
     local: Option<SocketAddr>,
+    /// Responses completed through this requester.
+    served: u32,
 }
 
 type DriverError = Arc<std::sync::Mutex<Option<Failure>>>;
@@ -399,6 +401,7 @@ pub async fn connect(
             sender,
             driver_error,
             local,
+            served: 0,
         },
         driver,
         rst,
@@ -416,6 +419,7 @@ impl Requester {
         timeout: Duration,
         on_chunk: &(dyn Fn(usize) + Sync),
     ) -> Result<Response, Failure> {
+        let mut head = false;
         let fut = async {
             let mut req = http::Request::get(match self.sender {
                 Sender::H1(_) => path.to_owned(),
@@ -442,6 +446,7 @@ impl Requester {
                 }
             }
             .map_err(|e| Failure::from_error(path, &e))?;
+            head = true;
             let (parts, mut body) = resp.into_parts();
             let mut buf = BytesMut::new();
             while let Some(frame) = body.frame().await {
@@ -469,10 +474,16 @@ impl Requester {
                 format!("{path}: no complete response in {timeout:?}"),
             )),
         };
+        if r.is_ok() {
+            self.served += 1;
+        }
+        let h2 = matches!(self.sender, Sender::H2(_));
+        let reused = self.served > 0;
         r.map_err(|mut f| {
             if let Some(local) = self.local {
                 f.detail = format!("{} (client {local})", f.detail);
             }
+            f.retry_safe = !head && retry_safe(&f.class, h2, reused);
             f
         })
     }
@@ -490,6 +501,20 @@ impl Requester {
     }
 }
 
+/// Whether a request that got no response byte may be resent on a new connection: only
+/// after a clean close by the server (see [`Failure::retry_safe`]); never after a TLS error,
+/// a close without close_notify, a reset or a timeout.
+fn retry_safe(class: &str, h2: bool, reused: bool) -> bool {
+    // "other" is hyper's "channel closed" / "canceled": the request was never sent because
+    // the connection had already ended cleanly (a driver error would have replaced it).
+    if h2 {
+        class.starts_with("h2_goaway:") || class == "h2_reset:refused_stream" || class == "other"
+    } else {
+        // "truncated": closed with close_notify before the response.
+        reused && (class == "truncated" || class == "other")
+    }
+}
+
 impl Conn {
     /// A second requester for another concurrent stream (HTTP/2 only).
     pub fn stream(&self) -> Option<Requester> {
@@ -498,6 +523,7 @@ impl Conn {
                 sender: Sender::H2(s.clone()),
                 driver_error: Arc::clone(&self.req.driver_error),
                 local: self.req.local,
+                served: 0,
             }),
             Sender::H1(_) => None,
         }

@@ -46,6 +46,9 @@ pub struct Stats {
     pub requests_ok: AtomicU64,
     /// Requests cut off by our own aborts (not errors).
     pub requests_aborted: AtomicU64,
+    /// Requests resent on a new connection after the server closed cleanly before
+    /// answering (its shutdown or restart; see `Failure::retry_safe`).
+    pub requests_resent: AtomicU64,
     /// Connections closed by our own aborts.
     pub conns_aborted: AtomicU64,
     /// Of those, closed with a TCP RST.
@@ -71,6 +74,7 @@ impl Stats {
             page_loads_failed: AtomicU64::new(0),
             requests_ok: AtomicU64::new(0),
             requests_aborted: AtomicU64::new(0),
+            requests_resent: AtomicU64::new(0),
             conns_aborted: AtomicU64::new(0),
             conns_reset: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -192,6 +196,7 @@ impl Stats {
             requests: Requests {
                 ok: g(&self.requests_ok),
                 aborted: g(&self.requests_aborted),
+                resent: g(&self.requests_resent),
                 per_s: g(&self.requests_ok) as f64 / secs,
             },
             bytes: g(&self.bytes),
@@ -275,6 +280,8 @@ pub struct Requests {
     pub ok: u64,
     /// Cut off by our own aborts.
     pub aborted: u64,
+    /// Resent on a new connection after the server closed cleanly before answering.
+    pub resent: u64,
     /// Verified responses per second.
     pub per_s: f64,
 }
@@ -375,8 +382,8 @@ impl Summary {
         }
         let _ = writeln!(
             s,
-            "requests     {:>10} verified   {:>8.1}/s   {} cut by our aborts",
-            self.requests.ok, self.requests.per_s, self.requests.aborted
+            "requests     {:>10} verified   {:>8.1}/s   {} cut by our aborts   {} resent after a clean server close",
+            self.requests.ok, self.requests.per_s, self.requests.aborted, self.requests.resent
         );
         let _ = writeln!(
             s,

@@ -174,9 +174,46 @@ impl Load {
         }
     }
 
-    /// Fetches and verifies one URL.
-    async fn fetch(&self, req: &mut Requester, path: &str) -> bool {
+    /// Fetches and verifies one URL; false when it failed (the failure is recorded). A
+    /// request the server closed cleanly before answering ([`Failure::retry_safe`]: its
+    /// shutdown or restart) is resent once on a new connection, as a browser does; that
+    /// connection is left in `replacement` for the caller's next requests.
+    async fn fetch(
+        &self,
+        req: &mut Requester,
+        path: &str,
+        again: &Again,
+        replacement: &mut Option<Conn>,
+    ) -> bool {
         let start = Instant::now();
+        let failure = match self.attempt(req, path).await {
+            Ok(len) => {
+                self.stats.request(start.elapsed(), len);
+                return true;
+            }
+            Err(f) if f.retry_safe && !self.cutting.load(Ordering::SeqCst) => {
+                Stats::inc(&self.stats.requests_resent);
+                let Some(mut conn) = self.connect(&again.configs, again.kind, again.proto).await
+                else {
+                    return false;
+                };
+                match self.attempt(&mut conn.req, path).await {
+                    Ok(len) => {
+                        self.stats.request(start.elapsed(), len);
+                        *replacement = Some(conn);
+                        return true;
+                    }
+                    Err(f) => f,
+                }
+            }
+            Err(f) => f,
+        };
+        self.fail(&failure);
+        false
+    }
+
+    /// One request and its verification; the body length when all is well.
+    async fn attempt(&self, req: &mut Requester, path: &str) -> Result<usize, Failure> {
         self.inflight.fetch_add(1, Ordering::Relaxed);
         let r = req
             .get(
@@ -188,19 +225,16 @@ impl Load {
             )
             .await;
         self.inflight.fetch_sub(1, Ordering::Relaxed);
-        let outcome =
-            r.and_then(|resp| verify(&self.opts.site, path, &resp).map(|()| resp.body.len()));
-        match outcome {
-            Ok(len) => {
-                self.stats.request(start.elapsed(), len);
-                true
-            }
-            Err(f) => {
-                self.fail(&f);
-                false
-            }
-        }
+        r.and_then(|resp| verify(&self.opts.site, path, &resp).map(|()| resp.body.len()))
     }
+}
+
+/// How to open another connection like the page load's own.
+#[derive(Clone)]
+struct Again {
+    configs: KindConfigs,
+    kind: TlsKind,
+    proto: Proto,
 }
 
 /// Checks status and body against the files.
@@ -359,6 +393,11 @@ async fn fetch_page(
     route: String,
     mut conns: Vec<Conn>,
 ) -> Vec<Conn> {
+    let again = Again {
+        configs: configs.clone(),
+        kind,
+        proto,
+    };
     let mut first = match conns.pop() {
         Some(c) => c,
         None => match load.connect(&configs, kind, proto).await {
@@ -366,8 +405,15 @@ async fn fetch_page(
             None => return conns,
         },
     };
-    if !load.fetch(&mut first.req, &route).await {
+    let mut replacement = None;
+    if !load
+        .fetch(&mut first.req, &route, &again, &mut replacement)
+        .await
+    {
         return Vec::new();
+    }
+    if let Some(c) = replacement.take() {
+        first = c;
     }
     let assets = load.opts.site.assets.clone();
     let mut tasks: JoinSet<Option<Conn>> = JoinSet::new();
@@ -375,9 +421,13 @@ async fn fetch_page(
     if first.handshake.proto == Proto::H2 {
         for path in assets {
             if let Some(mut req) = first.stream() {
-                let load = Arc::clone(&load);
+                let (load, again) = (Arc::clone(&load), again.clone());
                 tasks.spawn(async move {
-                    load.fetch(&mut req, &path).await;
+                    let mut replacement = None;
+                    load.fetch(&mut req, &path, &again, &mut replacement).await;
+                    if let Some(c) = replacement {
+                        let _ = c.close(load.opts.timeout).await;
+                    }
                     None
                 });
             }
@@ -389,15 +439,22 @@ async fn fetch_page(
         for lane in 0..lanes {
             let mine: Vec<String> = assets.iter().skip(lane).step_by(lanes).cloned().collect();
             let conn = spare.take().or_else(|| conns.pop());
-            let (load, configs) = (Arc::clone(&load), configs.clone());
+            let (load, again) = (Arc::clone(&load), again.clone());
             tasks.spawn(async move {
                 let mut conn = match conn {
                     Some(c) => c,
-                    None => load.connect(&configs, kind, proto).await?,
+                    None => load.connect(&again.configs, kind, proto).await?,
                 };
                 for path in &mine {
-                    if !load.fetch(&mut conn.req, path).await {
+                    let mut replacement = None;
+                    if !load
+                        .fetch(&mut conn.req, path, &again, &mut replacement)
+                        .await
+                    {
                         return None;
+                    }
+                    if let Some(c) = replacement {
+                        conn = c;
                     }
                 }
                 Some(conn)
