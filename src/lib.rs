@@ -21,6 +21,7 @@
 //! another hyper or axum server. See `examples/embed.rs`.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
