@@ -357,7 +357,7 @@ fn files(
                     Err(e) => report.error(
                         key_label,
                         format!(
-                            "does not match the first certificate of {}: {e}",
+                            "is not the private key of the first certificate in {} (rustls: {e})",
                             cert_path.display()
                         ),
                     ),
@@ -380,18 +380,21 @@ fn chain_order(chain: &[X509Certificate<'_>], label: &str, report: &mut Report) 
         let (n, m) = (i + 1, i + 2);
         if child.issuer().as_raw() != parent.subject().as_raw() {
             good = false;
-            let actual = chain
-                .iter()
-                .position(|c| c.subject().as_raw() == child.issuer().as_raw())
-                .map_or_else(
-                    || "; its issuer is not in the file".into(),
-                    |j| format!("; its issuer is certificate {}", j + 1),
-                );
+            let hint = if parent.issuer().as_raw() == child.subject().as_raw() {
+                format!("; certificate {m} is issued by certificate {n}: the two are swapped")
+            } else {
+                chain
+                    .iter()
+                    .position(|c| c.subject().as_raw() == child.issuer().as_raw())
+                    .map_or_else(String::new, |j| {
+                        format!("; its issuer is certificate {}", j + 1)
+                    })
+            };
             report.error(
                 label,
                 format!(
-                    "chain out of order: certificate {n} ({}) is issued by {}, but certificate \
-                     {m} is {}{actual}; the file must hold the leaf first, then each \
+                    "chain out of order: certificate {n} ({}) is issued by {}, not by \
+                     certificate {m} ({}){hint}; the file must hold the leaf first, then each \
                      certificate's issuer",
                     child.subject(),
                     child.issuer(),
