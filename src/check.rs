@@ -357,7 +357,7 @@ fn files(
                     Err(e) => report.error(
                         key_label,
                         format!(
-                            "is not the private key of the first certificate in {} (rustls: {e})",
+                            "does not match the first certificate in {} (rustls: {e})",
                             cert_path.display()
                         ),
                     ),

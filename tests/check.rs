@@ -285,7 +285,7 @@ fn a_key_that_does_not_match_the_certificate_is_an_error() {
     let o = with_pair("check", dir.path(), &[]);
     assert_fails(
         &o,
-        &["error  --key key.pem: is not the private key of the first certificate in cert.pem"],
+        &["error  --key key.pem: does not match the first certificate in cert.pem"],
     );
 }
 
