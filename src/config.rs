@@ -1,6 +1,6 @@
 //! [`Config`]: the validated form of the command line and `--config` file. Built once by
 //! [`Config::from_cli`] (or by an embedder field by field); everything downstream trusts it
-//! and never re-checks. [`file`] reads the TOML file into the flags' defaults.
+//! and never re-checks. [`mod@file`] reads the TOML file into the flags' defaults.
 
 pub mod file;
 
@@ -418,4 +418,60 @@ impl Config {
 
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_listeners(listen: &[&str], http: Option<&str>, metrics: Option<&str>) -> Config {
+        let mut c = Config::new("www");
+        c.listen = listen.iter().map(|a| a.parse().unwrap()).collect();
+        c.http_listen = http.map(|a| a.parse().unwrap());
+        c.metrics_listen = metrics.map(|a| a.parse().unwrap());
+        c
+    }
+
+    fn collisions(c: &Config) -> Vec<String> {
+        c.collisions().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn listeners_collide_on_one_address_or_a_port_shared_with_the_unspecified_address() {
+        let same = with_listeners(&["127.0.0.1:8443"], Some("127.0.0.1:8443"), None);
+        assert_eq!(collisions(&same).len(), 1, "{:?}", collisions(&same));
+        assert!(collisions(&same)[0].contains("--http-listen"));
+        let wildcard = with_listeners(&["0.0.0.0:8443"], None, Some("10.0.0.1:8443"));
+        assert!(collisions(&wildcard)[0].contains("collides with --listen 0.0.0.0:8443"));
+        let v6 = with_listeners(&["[::]:8443", "[::1]:8443"], None, None);
+        assert_eq!(collisions(&v6).len(), 1);
+    }
+
+    #[test]
+    fn listeners_on_port_zero_other_ports_or_other_families_do_not_collide() {
+        for c in [
+            with_listeners(&["127.0.0.1:0", "127.0.0.1:0"], Some("127.0.0.1:0"), None),
+            with_listeners(&["0.0.0.0:443", "[::]:443"], Some("0.0.0.0:80"), None),
+            with_listeners(&["127.0.0.1:443", "127.0.0.2:443"], None, Some("[::1]:443")),
+        ] {
+            assert!(collisions(&c).is_empty(), "{:?}", collisions(&c));
+        }
+    }
+
+    #[test]
+    fn every_settings_problem_is_reported_not_only_the_first() {
+        let mut c = Config::new("no-such-root");
+        c.workers = 0;
+        c.max_headers = 0;
+        c.log_level = "rampart=[[[".into();
+        let all: Vec<String> = c.problems().iter().map(ToString::to_string).collect();
+        for needle in [
+            "--root no-such-root",
+            "--workers",
+            "--max-headers",
+            "--log-level",
+        ] {
+            assert!(all.iter().any(|p| p.contains(needle)), "{needle}: {all:?}");
+        }
+    }
 }
