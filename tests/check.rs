@@ -622,3 +622,29 @@ fn serve_refuses_to_start_on_the_errors_check_reports() {
         "rampart.toml:2: lisen: unknown key",
     );
 }
+
+#[test]
+fn a_missing_or_empty_ticket_key_file_is_an_error() {
+    let dir = site();
+    let args = |file: &'static str| {
+        [
+            "check",
+            "--root",
+            "www",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev-cert-dir",
+            "certs",
+            "--ticket-key-file",
+            file,
+        ]
+    };
+    let o = rampart(&args("missing.keys"), dir.path(), &[]);
+    assert_fails(&o, &["error  --ticket-key-file missing.keys: cannot read"]);
+    std::fs::write(dir.path().join("empty.keys"), "").unwrap();
+    let o = rampart(&args("empty.keys"), dir.path(), &[]);
+    assert_fails(
+        &o,
+        &["error  --ticket-key-file empty.keys: is empty (create it with `rampart ticket-key new"],
+    );
+}
