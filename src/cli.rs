@@ -101,11 +101,13 @@ pub struct ServeArgs {
 
     /// Certificate chain (PEM, leaf first). Without --cert/--key a development CA and
     /// certificate are created under --dev-cert-dir.
-    #[arg(long, env = "RAMPART_CERT", requires = "key", value_parser = no_stray_quotes)]
+    // The pairing with --key is checked by Config (not clap's `requires`, which a value from
+    // the --config file could not satisfy).
+    #[arg(long, env = "RAMPART_CERT", value_parser = no_stray_quotes)]
     pub cert: Option<String>,
 
     /// Private key (PEM: PKCS#8, RSA or SEC1) matching --cert.
-    #[arg(long, env = "RAMPART_KEY", requires = "cert", value_parser = no_stray_quotes)]
+    #[arg(long, env = "RAMPART_KEY", value_parser = no_stray_quotes)]
     pub key: Option<String>,
 
     /// Where the development CA and certificate are kept (created when missing).
@@ -132,7 +134,8 @@ pub struct ServeArgs {
 
     /// Expect a PROXY protocol (v1 or v2) header from the --trusted-proxy peers and use the
     /// client address it carries.
-    #[arg(long, env = "RAMPART_PROXY_PROTOCOL", requires = "trusted_proxy")]
+    // Its --trusted-proxy partner is required by Config, which sees values from the file too.
+    #[arg(long, env = "RAMPART_PROXY_PROTOCOL")]
     pub proxy_protocol: bool,
 
     /// Address range (CIDR, e.g. 10.0.0.0/8 or ::1/128) of the load balancers allowed to

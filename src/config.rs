@@ -1,5 +1,10 @@
-//! [`Config`]: the validated form of the command line. Built once by [`Config::from_cli`]
-//! (or by an embedder field by field); everything downstream trusts it and never re-checks.
+//! [`Config`]: the validated form of the command line and `--config` file. Built once by
+//! [`Config::from_cli`] (or by an embedder field by field); everything downstream trusts it
+//! and never re-checks. [`mod@file`] reads the TOML file into the flags' defaults.
+
+pub mod file;
+
+pub use file::parse_args;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -138,12 +143,37 @@ impl Config {
     /// # Errors
     /// [`Error::InvalidSetting`] naming the flag and value, or [`Error::Root`].
     pub fn from_cli(args: &ServeArgs) -> Result<Self> {
+        let config = Self::from_cli_unvalidated(args)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The settings of the parsed flags before [`Config::validate`], for `rampart check`,
+    /// which reports every problem instead of the first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSetting`] when only one of `--cert` and `--key` is given.
+    pub fn from_cli_unvalidated(args: &ServeArgs) -> Result<Self> {
         let cert = match (&args.cert, &args.key) {
             (Some(cert), Some(key)) => CertSource::Files {
                 cert: cert.into(),
                 key: key.into(),
             },
-            _ => CertSource::Dev {
+            (Some(cert), None) => {
+                return Err(Error::InvalidSetting {
+                    setting: "--cert",
+                    value: cert.clone(),
+                    reason: "needs --key (its private key) too".into(),
+                })
+            }
+            (None, Some(key)) => {
+                return Err(Error::InvalidSetting {
+                    setting: "--key",
+                    value: key.clone(),
+                    reason: "needs --cert (its certificate chain) too".into(),
+                })
+            }
+            (None, None) => CertSource::Dev {
                 dir: PathBuf::from(&args.dev_cert_dir),
             },
         };
@@ -163,7 +193,8 @@ impl Config {
             drain_delay: args.drain_delay,
             workers: args.workers.unwrap_or_else(default_workers),
             session_cache: args.session_cache,
-            spa: !args.no_spa,
+            // --no-spa, or spa = false from RAMPART_SPA or the file.
+            spa: args.spa && !args.no_spa,
             hsts_max_age: args.hsts_max_age,
             plaintext: args.plaintext,
             log_level: args.log_level.clone(),
@@ -179,7 +210,6 @@ impl Config {
             stream_threshold: args.stream_threshold,
             watch_interval: args.watch_interval,
         };
-        config.validate()?;
         Ok(config)
     }
 
@@ -197,12 +227,33 @@ impl Config {
         }
     }
 
-    /// Checks ranges and cross-field rules; called by [`Config::from_cli`] and by the server
-    /// before it binds anything, so embedders get the same errors.
+    /// Checks ranges and cross-field rules; called by [`Config::from_cli`] and (through
+    /// [`crate::check`]) by the server before it binds anything, so embedders get the same
+    /// errors.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] naming the first bad setting, or [`Error::Root`].
+    /// The first of [`Config::problems`].
     pub fn validate(&self) -> Result<()> {
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every listener with the flag it comes from: `--listen`, `--http-listen`,
+    /// `--metrics-listen`.
+    #[must_use]
+    pub fn listeners(&self) -> Vec<(&'static str, SocketAddr)> {
+        let mut all: Vec<_> = self.listen.iter().map(|a| ("--listen", *a)).collect();
+        all.extend(self.http_listen.map(|a| ("--http-listen", a)));
+        all.extend(self.metrics_listen.map(|a| ("--metrics-listen", a)));
+        all
+    }
+
+    /// Every problem with the settings, in flag order: [`Error::InvalidSetting`] naming the
+    /// flag and value, [`Error::Root`] for the document root.
+    #[must_use]
+    pub fn problems(&self) -> Vec<Error> {
         fn bad(setting: &'static str, value: impl ToString, reason: &str) -> Error {
             Error::InvalidSetting {
                 setting,
@@ -210,72 +261,86 @@ impl Config {
                 reason: reason.into(),
             }
         }
+        let mut out = Vec::new();
+        if let Some(e) = self.root_problem() {
+            out.push(e);
+        }
         if self.listen.is_empty() {
-            return Err(bad("--listen", "", "at least one address is needed"));
+            out.push(bad("--listen", "", "at least one address is needed"));
         }
-        for (i, a) in self.listen.iter().enumerate() {
-            if a.port() != 0 && (self.listen[..i].contains(a) || self.http_listen == Some(*a)) {
-                return Err(bad("--listen", a, "the same address is given twice"));
-            }
-        }
+        out.extend(self.collisions());
         if self.proxy_protocol && self.trusted_proxies.is_empty() {
-            return Err(bad(
+            out.push(bad(
                 "--proxy-protocol",
                 "true",
                 "needs at least one --trusted-proxy range (the load balancers' addresses)",
             ));
         }
         if !self.proxy_protocol && !self.trusted_proxies.is_empty() {
-            return Err(bad(
+            out.push(bad(
                 "--trusted-proxy",
                 self.trusted_proxies[0],
                 "has no effect without --proxy-protocol",
             ));
         }
-        if !(1..=1024).contains(&self.workers) {
-            return Err(bad("--workers", self.workers, "must be between 1 and 1024"));
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            out.push(bad("--log-level", &self.log_level, &e.to_string()));
         }
-        if !(1..=16 * 1024 * 1024).contains(&self.session_cache) {
-            return Err(bad(
+        let ranges: [(&'static str, u64, u64, u64, &str); 7] = [
+            (
+                "--workers",
+                self.workers as u64,
+                1,
+                1024,
+                "must be between 1 and 1024",
+            ),
+            (
                 "--session-cache",
-                self.session_cache,
+                self.session_cache as u64,
+                1,
+                16 * 1024 * 1024,
                 "must be between 1 and 16777216",
-            ));
-        }
-        if !(1..=1_000_000).contains(&self.max_connections) {
-            return Err(bad(
+            ),
+            (
                 "--max-connections",
-                self.max_connections,
+                self.max_connections as u64,
+                1,
+                1_000_000,
                 "must be between 1 and 1000000",
-            ));
-        }
-        if !(8192..=1024 * 1024).contains(&self.max_header_size) {
-            return Err(bad(
+            ),
+            (
                 "--max-header-size",
-                self.max_header_size,
+                self.max_header_size as u64,
+                8192,
+                1024 * 1024,
                 "must be between 8192 and 1048576",
-            ));
-        }
-        if !(1..=1000).contains(&self.max_headers) {
-            return Err(bad(
+            ),
+            (
                 "--max-headers",
-                self.max_headers,
+                self.max_headers as u64,
+                1,
+                1000,
                 "must be between 1 and 1000",
-            ));
-        }
-        if !(256..=self.max_header_size).contains(&self.max_uri_length) {
-            return Err(bad(
+            ),
+            (
                 "--max-uri-length",
-                self.max_uri_length,
+                self.max_uri_length as u64,
+                256,
+                self.max_header_size as u64,
                 "must be between 256 and --max-header-size",
-            ));
-        }
-        if !(1..=10_000).contains(&self.h2_max_streams) {
-            return Err(bad(
+            ),
+            (
                 "--h2-max-streams",
-                self.h2_max_streams,
+                u64::from(self.h2_max_streams),
+                1,
+                10_000,
                 "must be between 1 and 10000",
-            ));
+            ),
+        ];
+        for (flag, value, min, max, reason) in ranges {
+            if !(min..=max).contains(&value) {
+                out.push(bad(flag, value, reason));
+            }
         }
         for (flag, d) in [
             ("--handshake-timeout", self.handshake_timeout),
@@ -283,30 +348,130 @@ impl Config {
             ("--idle-timeout", self.idle_timeout),
         ] {
             if d.is_zero() {
-                return Err(bad(flag, "0", "must be greater than zero"));
+                out.push(bad(flag, "0", "must be greater than zero"));
             }
         }
+        out
+    }
+
+    /// Listeners that cannot all be bound: the same IP and port twice, or a port taken on
+    /// every address of a family (0.0.0.0 or [::]) and on one address of it as well. Port 0
+    /// (any free port) never collides.
+    fn collisions(&self) -> Vec<Error> {
+        let all = self.listeners();
+        let mut out = Vec::new();
+        for (j, (flag, b)) in all.iter().enumerate() {
+            let clash = all[..j].iter().find(|(_, a)| {
+                a.port() != 0
+                    && a.port() == b.port()
+                    && a.is_ipv4() == b.is_ipv4()
+                    && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+            });
+            if let Some((other_flag, a)) = clash {
+                let reason = if a.ip() == b.ip() {
+                    format!("the same address is already given to {other_flag}")
+                } else {
+                    format!(
+                        "collides with {other_flag} {a}: port {} cannot be bound on every \
+                         address and on one of them too",
+                        a.port()
+                    )
+                };
+                out.push(Error::InvalidSetting {
+                    setting: flag,
+                    value: b.to_string(),
+                    reason,
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether the root is a readable directory holding a readable index.html.
+    fn root_problem(&self) -> Option<Error> {
+        let fail = |reason: String| {
+            Some(Error::Root {
+                path: self.root.clone(),
+                reason,
+            })
+        };
         if !self.root.is_dir() {
-            let reason = if self.root.exists() {
-                "is not a directory"
+            return fail(if self.root.exists() {
+                "is not a directory".into()
             } else {
-                "no such directory"
-            };
-            return Err(Error::Root {
-                path: self.root.clone(),
-                reason: reason.into(),
+                "no such directory".into()
             });
         }
-        if !self.root.join("index.html").is_file() {
-            return Err(Error::Root {
-                path: self.root.clone(),
-                reason: "has no index.html (a single-page app needs one)".into(),
-            });
+        if let Err(e) = std::fs::read_dir(&self.root) {
+            return fail(format!("cannot be read: {e}"));
         }
-        Ok(())
+        let index = self.root.join("index.html");
+        if !index.is_file() {
+            return fail("has no index.html (a single-page app needs one)".into());
+        }
+        if let Err(e) = std::fs::File::open(&index) {
+            return fail(format!("index.html cannot be read: {e}"));
+        }
+        None
     }
 }
 
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_listeners(listen: &[&str], http: Option<&str>, metrics: Option<&str>) -> Config {
+        let mut c = Config::new("www");
+        c.listen = listen.iter().map(|a| a.parse().unwrap()).collect();
+        c.http_listen = http.map(|a| a.parse().unwrap());
+        c.metrics_listen = metrics.map(|a| a.parse().unwrap());
+        c
+    }
+
+    fn collisions(c: &Config) -> Vec<String> {
+        c.collisions().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn listeners_collide_on_one_address_or_a_port_shared_with_the_unspecified_address() {
+        let same = with_listeners(&["127.0.0.1:8443"], Some("127.0.0.1:8443"), None);
+        assert_eq!(collisions(&same).len(), 1, "{:?}", collisions(&same));
+        assert!(collisions(&same)[0].contains("--http-listen"));
+        let wildcard = with_listeners(&["0.0.0.0:8443"], None, Some("10.0.0.1:8443"));
+        assert!(collisions(&wildcard)[0].contains("collides with --listen 0.0.0.0:8443"));
+        let v6 = with_listeners(&["[::]:8443", "[::1]:8443"], None, None);
+        assert_eq!(collisions(&v6).len(), 1);
+    }
+
+    #[test]
+    fn listeners_on_port_zero_other_ports_or_other_families_do_not_collide() {
+        for c in [
+            with_listeners(&["127.0.0.1:0", "127.0.0.1:0"], Some("127.0.0.1:0"), None),
+            with_listeners(&["0.0.0.0:443", "[::]:443"], Some("0.0.0.0:80"), None),
+            with_listeners(&["127.0.0.1:443", "127.0.0.2:443"], None, Some("[::1]:443")),
+        ] {
+            assert!(collisions(&c).is_empty(), "{:?}", collisions(&c));
+        }
+    }
+
+    #[test]
+    fn every_settings_problem_is_reported_not_only_the_first() {
+        let mut c = Config::new("no-such-root");
+        c.workers = 0;
+        c.max_headers = 0;
+        c.log_level = "rampart=[[[".into();
+        let all: Vec<String> = c.problems().iter().map(ToString::to_string).collect();
+        for needle in [
+            "--root no-such-root",
+            "--workers",
+            "--max-headers",
+            "--log-level",
+        ] {
+            assert!(all.iter().any(|p| p.contains(needle)), "{needle}: {all:?}");
+        }
+    }
 }

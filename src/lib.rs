@@ -14,13 +14,23 @@
 //! shutdown (server/shutdown.rs)     SIGTERM/SIGINT: stop accepting, drain, close_notify, exit
 //! ```
 //!
+//! # Configuration and start-up checks
+//! ```text
+//! flags > RAMPART_* > --config file (config/file.rs: TOML, keys = flag names) > defaults
+//!   └ cli.rs (clap) ─> Config (config.rs, validated once)
+//!       └ check.rs: settings, root, certificate chain/key/validity/names, ticket key file,
+//!         listeners ─> Report (`rampart check` prints it; Server::bind refuses on errors)
+//! ```
+//!
 //! # Embedding
 //! [`Config`] holds every setting ([`Config::new`] gives the defaults). [`Server::bind`]
-//! does all start-up work that can fail; [`Server::run`] serves until a future completes.
+//! does all start-up work that can fail, starting with the checks of [`check::startup`];
+//! [`check::report`] is `rampart check` as a function. [`Server::run`] serves until a future completes.
 //! [`app::AssetService`] is the asset-serving tower `Service` on its own, for use inside
 //! another hyper or axum server. See `examples/embed.rs`.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;

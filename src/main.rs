@@ -1,43 +1,65 @@
-//! The rampart binary: parse the command line, install logging, run the library, and map
-//! errors to exit codes (1 = cannot start, 0 = clean shutdown).
+//! The rampart binary: parse the command line (and `--config` file), install logging, run the
+//! library, and map errors to exit codes (1 = cannot start or a check failed, 0 = clean
+//! shutdown or every check passed).
 
-use clap::Parser;
+use std::process::ExitCode;
 
-use rampart::cli::{Cli, Command};
+use rampart::cli::{Command, ServeArgs};
+use rampart::config::file::ArgsError;
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli = match rampart::config::parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ArgsError::Clap(e)) => {
+            // --help and --version are "errors" printed to stdout.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        Err(e @ ArgsError::File(_)) => return fail(&e),
+    };
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
+        Some(Command::Check(args)) => return check(&args),
         Some(Command::TicketKey(cmd)) => {
             return match rampart::tls::ticket::file::execute(&cmd) {
                 Ok(done) => {
                     println!("rampart: {done}");
-                    std::process::ExitCode::SUCCESS
+                    ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("rampart: error: {e}");
-                    std::process::ExitCode::FAILURE
-                }
+                Err(e) => fail(&e),
             };
-        }
-        // Filled in by the check work (issue 6).
-        Some(Command::Check(_)) => {
-            eprintln!("rampart: error: not available yet");
-            return std::process::ExitCode::FAILURE;
         }
     };
     if let Err(e) = rampart::telemetry::init(&args.log_level, args.log_format, args.access_log) {
-        eprintln!("rampart: error: {e}");
-        return std::process::ExitCode::FAILURE;
+        return fail(&e);
     }
-    let result = rampart::Config::from_cli(&args).and_then(rampart::run);
-    match result {
-        Ok(_) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rampart: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
+    match rampart::Config::from_cli(&args).and_then(rampart::run) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
     }
+}
+
+/// `rampart check`: the report on stdout; exit 0 only if serving would succeed.
+fn check(args: &ServeArgs) -> ExitCode {
+    let config = match rampart::Config::from_cli_unvalidated(args) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    let report = rampart::check::report(&config);
+    print!("{report}");
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("rampart: error: {e}");
+    ExitCode::FAILURE
 }

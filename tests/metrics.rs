@@ -72,6 +72,7 @@ async fn request(
             let req = http::Request::get(format!("https://localhost:{port}{p}"))
                 .body(Empty::<Bytes>::new())
                 .unwrap();
+            send.ready().await.unwrap();
             let res = send.send_request(req).await.unwrap();
             let status = res.status().as_u16();
             let body = res.into_body().collect().await.unwrap().to_bytes();
@@ -87,6 +88,7 @@ async fn request(
                 .header("host", format!("localhost:{port}"))
                 .body(Empty::<Bytes>::new())
                 .unwrap();
+            send.ready().await.unwrap();
             let res = send.send_request(req).await.unwrap();
             let status = res.status().as_u16();
             let body = res.into_body().collect().await.unwrap().to_bytes();

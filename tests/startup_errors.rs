@@ -115,7 +115,7 @@ fn unreadable_or_mismatched_certificates_are_refused_with_the_file_named() {
         ],
         dir.path(),
     );
-    assert_clean_failure(&o, &["certificate file missing.pem"]);
+    assert_clean_failure(&o, &["--cert missing.pem: cannot read"]);
     std::fs::write(dir.path().join("junk.pem"), "not a pem").unwrap();
     let o = rampart(
         &[
@@ -144,7 +144,7 @@ fn unreadable_or_mismatched_certificates_are_refused_with_the_file_named() {
         ],
         dir.path(),
     );
-    assert_clean_failure(&o, &["key file junk.pem"]);
+    assert_clean_failure(&o, &["--key junk.pem: no usable private key"]);
 }
 
 #[test]

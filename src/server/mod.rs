@@ -94,7 +94,8 @@ impl Server {
     /// # Errors
     /// Any [`Error`]: bad setting, unreadable root, bad certificate, address in use.
     pub async fn bind(config: Config) -> Result<Self> {
-        config.validate()?;
+        // Every setting, the root, the certificate chain and names: all failures at once.
+        crate::check::startup(&config)?;
         let (cert_path, key_path, dev_cert) = match &config.cert {
             CertSource::Files { cert, key } => (cert.clone(), key.clone(), None),
             CertSource::Dev { dir } => {

@@ -1,0 +1,248 @@
+//! Start-up checks: everything that decides whether `serve` can start, as a [`Report`] of
+//! `ok` / `warn` / `error` items naming the setting or file and the reason. `rampart check`
+//! prints [`report`]; [`crate::Server::bind`] runs [`startup`] (the same checks, except the
+//! probe that the listen addresses are free: binding reports that itself) and refuses to
+//! start on errors. This module reads files and probes sockets; it never changes anything
+//! (the development certificate is reported as "will be created", not created).
+
+mod cert;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Certificates expiring sooner than this get a warning.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How serious an [`Item`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The check passed.
+    Ok,
+    /// Serving works, but the operator should look.
+    Warn,
+    /// Serving would fail (or refuse to start).
+    Error,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Self::Ok => "ok",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        })
+    }
+}
+
+/// One finding: its level, what it is about (a flag with its value, or a file) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Ok, warning or error.
+    pub level: Level,
+    /// The setting or file, e.g. `--listen 127.0.0.1:8443` or `--cert fullchain.pem`.
+    pub subject: String,
+    /// What was found.
+    pub message: String,
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<5}  {}: {}", self.level, self.subject, self.message)
+    }
+}
+
+/// The findings of every check, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// All items, ok ones included.
+    pub items: Vec<Item>,
+}
+
+impl Report {
+    /// Whether serving would succeed: no error items (warnings allowed).
+    #[must_use]
+    pub fn passed(&self) -> bool {
+        self.count(Level::Error) == 0
+    }
+
+    /// The items of one level.
+    pub fn at(&self, level: Level) -> impl Iterator<Item = &Item> {
+        self.items.iter().filter(move |i| i.level == level)
+    }
+
+    fn count(&self, level: Level) -> usize {
+        self.at(level).count()
+    }
+
+    fn push(&mut self, level: Level, subject: impl Into<String>, message: impl Into<String>) {
+        self.items.push(Item {
+            level,
+            subject: subject.into(),
+            message: message.into(),
+        });
+    }
+
+    fn ok(&mut self, subject: impl Into<String>, message: impl Into<String>) {
+        self.push(Level::Ok, subject, message);
+    }
+
+    fn warn(&mut self, subject: impl Into<String>, message: impl Into<String>) {
+        self.push(Level::Warn, subject, message);
+    }
+
+    fn error(&mut self, subject: impl Into<String>, message: impl Into<String>) {
+        self.push(Level::Error, subject, message);
+    }
+}
+
+impl fmt::Display for Report {
+    /// One line per item, then a summary line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for item in &self.items {
+            writeln!(f, "{item}")?;
+        }
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        writeln!(
+            f,
+            "\n{} ok, {}, {}: {}",
+            self.count(Level::Ok),
+            plural(self.count(Level::Warn), "warning"),
+            plural(self.count(Level::Error), "error"),
+            if self.passed() {
+                "rampart serve would start"
+            } else {
+                "rampart serve would refuse to start"
+            }
+        )
+    }
+}
+
+/// Every check of `rampart check`: settings, root, certificate, names, ticket key file, and
+/// whether each listen address can be bound now.
+#[must_use]
+pub fn report(config: &Config) -> Report {
+    let mut report = startup_report(config);
+    probe_listeners(config, &mut report);
+    report
+}
+
+/// The checks `serve` runs before binding: everything in [`report`] except the probe of
+/// the listen addresses.
+#[must_use]
+pub fn startup_report(config: &Config) -> Report {
+    let mut report = Report::default();
+    settings(config, &mut report);
+    if let Some(names) = cert::certificate(config, &mut report) {
+        cert::coverage(config, &names, &mut report);
+    }
+    ticket_key_file(config, &mut report);
+    report
+}
+
+/// Runs [`startup_report`], logs its warnings, and refuses on errors; called by
+/// [`crate::Server::bind`] so that embedders get the same checks as the binary.
+///
+/// # Errors
+/// [`Error::Checks`] listing the failed checks.
+pub fn startup(config: &Config) -> Result<()> {
+    let report = startup_report(config);
+    for item in report.at(Level::Warn) {
+        tracing::warn!(setting = %item.subject, reason = %item.message, "start-up check");
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Error::Checks(report.at(Level::Error).cloned().collect()))
+    }
+}
+
+/// The lines of failed checks, for [`Error::Checks`]'s message.
+#[must_use]
+pub fn lines(items: &[Item]) -> String {
+    items.iter().map(|i| format!("\n  {i}")).collect()
+}
+
+fn settings(config: &Config, report: &mut Report) {
+    let problems = config.problems();
+    if !problems.iter().any(|e| matches!(e, Error::Root { .. })) {
+        report.ok(
+            format!("--root {}", config.root.display()),
+            "a readable directory with index.html",
+        );
+    }
+    for e in &problems {
+        match e {
+            Error::Root { path, reason } => {
+                report.error(format!("--root {}", path.display()), reason.clone());
+            }
+            Error::InvalidSetting {
+                setting,
+                value,
+                reason,
+            } if value.is_empty() => report.error(*setting, reason.clone()),
+            Error::InvalidSetting {
+                setting,
+                value,
+                reason,
+            } => report.error(format!("{setting} {value}"), reason.clone()),
+            other => report.error("settings", other.to_string()),
+        }
+    }
+    if !problems.iter().any(|e| !matches!(e, Error::Root { .. })) {
+        report.ok("settings", "every value is in range");
+    }
+}
+
+fn probe_listeners(config: &Config, report: &mut Report) {
+    for (flag, addr) in config.listeners() {
+        match probe(addr, config.reuse_port) {
+            Ok(()) => report.ok(format!("{flag} {addr}"), "free (bound and released)"),
+            Err(e) => report.error(format!("{flag} {addr}"), format!("cannot listen: {e}")),
+        }
+    }
+}
+
+/// Binds `addr` as the server would (SO_REUSEADDR, SO_REUSEPORT when asked, IPv6 only for
+/// IPv6 addresses) and releases it at once.
+fn probe(addr: SocketAddr, reuse_port: bool) -> std::io::Result<()> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1)?;
+    Ok(())
+}
+
+fn ticket_key_file(config: &Config, report: &mut Report) {
+    let Some(path) = &config.ticket_key_file else {
+        return;
+    };
+    let subject = format!("--ticket-key-file {}", path.display());
+    // The same reader `serve` uses: format, line numbers, duplicate keys.
+    match crate::tls::ticket::read_key_file(path) {
+        Err(e) => report.error(subject, e.to_string()),
+        Ok(file) => report.ok(
+            subject,
+            format!(
+                "{} key(s); new tickets under key {}",
+                file.keys.len(),
+                file.keys
+                    .first()
+                    .map_or_else(String::new, |k| k.id().to_string())
+            ),
+        ),
+    }
+}
