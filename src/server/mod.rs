@@ -6,6 +6,7 @@
 pub mod connection;
 pub(crate) mod io;
 pub mod plaintext;
+pub mod proxy;
 pub mod shutdown;
 pub mod sniff;
 
