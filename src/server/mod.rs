@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{AssetService, Site};
-use crate::cli::PlaintextMode;
+use crate::cli::{Cidr, PlaintextMode};
 use crate::config::{CertSource, Config};
 use crate::error::{Error, Result};
 use crate::telemetry::{Metrics, MetricsSnapshot, RateLimit};
@@ -51,6 +51,9 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) https_port: u16,
     pub(crate) warn_limit: RateLimit,
+    /// With `--proxy-protocol`: the `--trusted-proxy` ranges, whose connections must start
+    /// with a PROXY header (server/proxy.rs). `None`: PROXY headers are not read.
+    pub(crate) trusted_proxies: Option<Vec<Cidr>>,
 }
 
 /// How the drain went.
@@ -133,6 +136,9 @@ impl Server {
             },
             https_port,
             warn_limit: RateLimit::new(20, Duration::from_secs(10)),
+            trusted_proxies: config
+                .proxy_protocol
+                .then(|| config.trusted_proxies.clone()),
         });
         let semaphore = Arc::new(Semaphore::new(config.max_connections));
         Ok(Self {

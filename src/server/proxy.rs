@@ -68,6 +68,13 @@ pub fn looks_like_proxy(buf: &[u8]) -> bool {
     !buf.is_empty() && (consistent(V1_PREFIX) || consistent(&V2_SIGNATURE))
 }
 
+/// Whether `buf` starts with `"PROXY "` or the whole v2 signature: a PROXY header, valid or
+/// not.
+#[must_use]
+pub fn is_proxy_start(buf: &[u8]) -> bool {
+    buf.starts_with(V1_PREFIX) || buf.starts_with(&V2_SIGNATURE)
+}
+
 /// Parses the PROXY header at the start of `buf` (which may hold the client's first bytes
 /// after it).
 ///
