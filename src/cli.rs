@@ -112,7 +112,8 @@ pub struct ServeArgs {
     pub metrics_listen: Option<SocketAddr>,
 
     /// Expect a PROXY protocol (v1 or v2) header from the --trusted-proxy peers and use the
-    /// client address it carries.
+    /// client address it carries (in every log line), on the HTTPS and --http-listen ports.
+    /// A trusted peer without a valid header, or another peer that sends one, is closed.
     #[arg(long, env = "RAMPART_PROXY_PROTOCOL", requires = "trusted_proxy")]
     pub proxy_protocol: bool,
 
