@@ -167,7 +167,10 @@ async fn establish(
         Ok(_) if untrusted && proxy::looks_like_proxy(&first) => {
             // The sniff stops at MAX_SNIFF bytes: read up to the v2 signature's length to
             // tell a PROXY header from other garbage.
-            while first.len() < proxy::DECISIVE_LEN && proxy::looks_like_proxy(&first) {
+            while first.len() < proxy::DECISIVE_LEN
+                && proxy::looks_like_proxy(&first)
+                && !proxy::is_proxy_start(&first)
+            {
                 let mut more = [0u8; proxy::DECISIVE_LEN];
                 let want = proxy::DECISIVE_LEN - first.len();
                 match before_tls(&shared, deadline, tcp.read(&mut more[..want])).await {
