@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 skip() {
   echo "fuzz-build: skipped: $1"
-  echo "fuzz-build: tests/parsers_proptest.rs covers the same functions (sniff, plaintext, path, range, encoding)"
+  echo "fuzz-build: tests/parsers_proptest.rs covers the same functions (sniff, proxy header, plaintext, path, range, encoding)"
   if [ "${FUZZ_BUILD_REQUIRED:-0}" = 1 ]; then
     exit 1
   fi

@@ -133,7 +133,8 @@ pub struct ServeArgs {
     pub metrics_listen: Option<SocketAddr>,
 
     /// Expect a PROXY protocol (v1 or v2) header from the --trusted-proxy peers and use the
-    /// client address it carries.
+    /// client address it carries (in every log line), on the HTTPS and --http-listen ports.
+    /// A trusted peer without a valid header, or another peer that sends one, is closed.
     // Its --trusted-proxy partner is required by Config, which sees values from the file too.
     #[arg(long, env = "RAMPART_PROXY_PROTOCOL")]
     pub proxy_protocol: bool,

@@ -4,6 +4,8 @@
 //! ```text
 //! accept loop (server/mod.rs)      accepts, takes a connection slot, spawns; never waits on a client
 //!   └ connection task (server/connection.rs), under one handshake deadline:
+//!       PROXY header (server/proxy.rs): required from --trusted-proxy peers with
+//!       │ --proxy-protocol, its client address becomes the peer; refused from anyone else
 //!       sniff first bytes (server/sniff.rs) ── plaintext HTTP ─> 308/400 (server/plaintext.rs), close
 //!       │                                 └─ garbage ─> close, warn with peer
 //!       TLS handshake (tls/: rustls, sharded session cache, ticketer, swappable cert)

@@ -130,6 +130,8 @@ pub struct Metrics {
     pub(crate) connections_closed_stalled: AtomicU64,
     pub(crate) connection_panics: AtomicU64,
     pub(crate) session_tls_errors: AtomicU64,
+    pub(crate) proxy_headers: AtomicU64,
+    pub(crate) proxy_rejected: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -175,6 +177,11 @@ pub struct MetricsSnapshot {
     /// Established sessions that ended with a TLS error (an alert from the client, a
     /// record that failed to decrypt); zero in every proof.
     pub session_tls_errors: u64,
+    /// PROXY protocol headers accepted from trusted proxies (`--proxy-protocol`).
+    pub proxy_headers: u64,
+    /// Connections closed for their PROXY header: missing or invalid from a trusted proxy,
+    /// or sent by a peer outside the trusted ranges.
+    pub proxy_rejected: u64,
 }
 
 impl MetricsSnapshot {
@@ -210,6 +217,8 @@ impl MetricsSnapshot {
             closed_stalled = self.connections_closed_stalled,
             connection_panics = self.connection_panics,
             session_tls_errors = self.session_tls_errors,
+            proxy_headers = self.proxy_headers,
+            proxy_rejected = self.proxy_rejected,
             "counters"
         );
     }
@@ -256,6 +265,8 @@ impl Metrics {
             connections_closed_stalled: g(&self.connections_closed_stalled),
             connection_panics: g(&self.connection_panics),
             session_tls_errors: g(&self.session_tls_errors),
+            proxy_headers: g(&self.proxy_headers),
+            proxy_rejected: g(&self.proxy_rejected),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Property tests for the parsers a network peer reaches: the connection sniffer, the
-//! plaintext-HTTP head parser, request-path decoding, `Range` and `Accept-Encoding`.
+//! PROXY protocol header, the plaintext-HTTP head parser, request-path decoding, `Range` and
+//! `Accept-Encoding`.
 //! Every function must be total (never panic) on arbitrary input and keep its documented
 //! invariants. Bounded for CI (2000 cases per property by default; set `PROPTEST_CASES` for a
 //! longer run). The same functions are fuzzed by the targets in `fuzz/`.
@@ -15,6 +16,7 @@ use rampart::app::encoding::{self, Encoding};
 use rampart::app::path;
 use rampart::app::range::{self, Ranges, MAX_RANGES};
 use rampart::server::plaintext::{self, PlainRequest};
+use rampart::server::proxy::{self, Parse, V2_MAX, V2_SIGNATURE};
 use rampart::server::sniff::{self, Sniff, MAX_SNIFF};
 
 /// 2000 cases per property unless `PROPTEST_CASES` asks for more (or fewer); no regression
@@ -732,5 +734,146 @@ proptest! {
             "{}",
             header
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PROXY protocol header (server/proxy.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// Arbitrary bytes, often behind a PROXY prefix so that the parser gets past its first check.
+fn proxyish() -> impl Strategy<Value = Vec<u8>> {
+    let prefix = prop_oneof![
+        Just(Vec::new()),
+        Just(b"PROXY ".to_vec()),
+        Just(b"PROXY TCP4 ".to_vec()),
+        Just(b"PROXY TCP6 ".to_vec()),
+        Just(b"PROXY UNKNOWN".to_vec()),
+        Just(V2_SIGNATURE.to_vec()),
+        (0x20u8..0x22, 0u8..0x40).prop_map(|(vc, fam)| [&V2_SIGNATURE[..], &[vc, fam]].concat()),
+    ];
+    (prefix, bytes()).prop_map(|(p, rest)| [p, rest].concat())
+}
+
+/// A client and a destination address of the same family.
+fn address_pair() -> impl Strategy<Value = (SocketAddr, SocketAddr)> {
+    prop_oneof![
+        (any::<u32>(), any::<u16>(), any::<u32>(), any::<u16>()).prop_map(|(a, p, b, q)| (
+            SocketAddr::new(Ipv4Addr::from(a).into(), p),
+            SocketAddr::new(Ipv4Addr::from(b).into(), q),
+        )),
+        (any::<u128>(), any::<u16>(), any::<u128>(), any::<u16>()).prop_map(|(a, p, b, q)| (
+            SocketAddr::new(Ipv6Addr::from(a).into(), p),
+            SocketAddr::new(Ipv6Addr::from(b).into(), q),
+        )),
+    ]
+}
+
+fn proxy_v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let family = if src.is_ipv4() { "TCP4" } else { "TCP6" };
+    format!(
+        "PROXY {family} {} {} {} {}\r\n",
+        src.ip(),
+        dst.ip(),
+        src.port(),
+        dst.port()
+    )
+    .into_bytes()
+}
+
+/// TLVs: (type, value) pairs that the parser must skip.
+fn tlvs() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {
+    prop::collection::vec(
+        (any::<u8>(), prop::collection::vec(any::<u8>(), 0..40)),
+        0..4,
+    )
+}
+
+fn proxy_v2(src: SocketAddr, dst: SocketAddr, tlvs: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let family = match (src, dst) {
+        (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+            body.extend_from_slice(&s.ip().octets());
+            body.extend_from_slice(&d.ip().octets());
+            0x11
+        }
+        (SocketAddr::V6(s), SocketAddr::V6(d)) => {
+            body.extend_from_slice(&s.ip().octets());
+            body.extend_from_slice(&d.ip().octets());
+            0x21
+        }
+        _ => unreachable!("address_pair gives one family"),
+    };
+    body.extend_from_slice(&src.port().to_be_bytes());
+    body.extend_from_slice(&dst.port().to_be_bytes());
+    for (kind, value) in tlvs {
+        body.push(*kind);
+        body.extend_from_slice(&u16::try_from(value.len()).unwrap().to_be_bytes());
+        body.extend_from_slice(value);
+    }
+    let mut h = V2_SIGNATURE.to_vec();
+    h.extend_from_slice(&[0x21, family]);
+    h.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+    h.extend_from_slice(&body);
+    h
+}
+
+/// A valid v1 or v2 header and the client address it carries.
+fn proxy_header() -> impl Strategy<Value = (Vec<u8>, SocketAddr)> {
+    (address_pair(), tlvs(), any::<bool>()).prop_map(|((src, dst), tlvs, v2)| {
+        let h = if v2 {
+            proxy_v2(src, dst, &tlvs)
+        } else {
+            proxy_v1(src, dst)
+        };
+        (h, src)
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn proxy_parse_is_total_and_consumes_at_most_the_input(input in proxyish()) {
+        match proxy::parse(&input) {
+            Ok(h) => {
+                prop_assert!(h.consumed <= input.len());
+                prop_assert!(h.consumed >= 15, "shortest header is PROXY UNKNOWN\\r\\n");
+                prop_assert!(h.consumed <= V2_MAX);
+                prop_assert!(proxy::looks_like_proxy(&input));
+                prop_assert!(proxy::is_proxy_start(&input));
+            }
+            Err(Parse::NeedMore) => {
+                prop_assert!(input.is_empty() || proxy::looks_like_proxy(&input));
+                prop_assert!(input.len() < V2_MAX);
+            }
+            Err(Parse::Invalid(why)) => prop_assert!(!why.is_empty()),
+        }
+        if !input.is_empty() && !proxy::looks_like_proxy(&input) {
+            prop_assert!(matches!(proxy::parse(&input), Err(Parse::Invalid(_))));
+        }
+    }
+
+    #[test]
+    fn proxy_valid_headers_round_trip_and_leave_what_follows(
+        (header, src) in proxy_header(),
+        tail in bytes(),
+    ) {
+        let buf = [&header[..], &tail[..]].concat();
+        let got = proxy::parse(&buf);
+        prop_assert!(got.is_ok(), "{:?}: {:?}", String::from_utf8_lossy(&header), got);
+        let got = got.unwrap();
+        prop_assert_eq!(got.consumed, header.len());
+        prop_assert_eq!(got.source, Some(src));
+        prop_assert_eq!(&buf[got.consumed..], &tail[..]);
+    }
+
+    #[test]
+    fn proxy_header_split_anywhere_needs_more_then_parses((header, src) in proxy_header()) {
+        for k in 0..header.len() {
+            prop_assert_eq!(proxy::parse(&header[..k]), Err(Parse::NeedMore), "cut at {}", k);
+        }
+        let got = proxy::parse(&header).map(|h| (h.consumed, h.source));
+        prop_assert_eq!(got, Ok((header.len(), Some(src))));
     }
 }

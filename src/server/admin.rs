@@ -195,6 +195,15 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
         &[("", m.failures(FailureClass::PlaintextHttp))],
     );
     family(
+        "rampart_proxy_headers_total",
+        "counter",
+        "PROXY protocol headers accepted from trusted proxies, and connections refused for a missing, malformed or untrusted header.",
+        &[
+            ("result=\"accepted\"", m.proxy_headers),
+            ("result=\"rejected\"", m.proxy_rejected),
+        ],
+    );
+    family(
         "rampart_redirects_total",
         "counter",
         "Plaintext requests answered with a redirect or rejection (HTTPS and --http-listen ports).",

@@ -1,5 +1,6 @@
-//! One client connection, from the first byte to the close: sniff (TLS, plaintext HTTP or
-//! garbage) and TLS handshake under one deadline, then HTTP/1.1 or HTTP/2 chosen from ALPN,
+//! One client connection, from the first byte to the close: the PROXY header from a trusted
+//! load balancer (with `--proxy-protocol`), sniff (TLS, plaintext HTTP or garbage) and TLS
+//! handshake under one deadline, then HTTP/1.1 or HTTP/2 chosen from ALPN,
 //! driven with the header, idle and stall deadlines and the shutdown tokens. Every failure is
 //! confined to this task, logged with the peer, and ends in the close path of
 //! `ConnIo` (server/io.rs) (close_notify + lingering close).
@@ -21,7 +22,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use super::io::{close_gracefully, ConnIo, ConnState, Deadline, InFlight, Prefixed};
 use super::sniff::{self, Sniff};
-use super::{plaintext, Shared};
+use super::{plaintext, proxy, Shared};
 use crate::app::{AssetService, Body};
 use crate::telemetry::{FailureClass, Metrics};
 
@@ -45,28 +46,75 @@ pub(crate) async fn handle(
     // Everything before the TLS session (sniffing, plaintext answers, the handshake) is
     // boxed and freed once done, so that a connection's task is only as large as its
     // serving state (kept small for idle keep-alive connections, see PARK_AFTER).
-    let Some((tls, sni)) = Box::pin(establish(tcp, peer, local, &shared, kind)).await else {
+    // `peer` is the client: the TCP peer, or the address a trusted proxy's header gave.
+    let Some((tls, sni, peer)) = Box::pin(establish(tcp, peer, local, &shared, kind)).await else {
         return;
     };
     serve(tls, sni, peer, &shared).await;
 }
 
-/// Sniffs, answers plaintext, and runs the TLS handshake; None when the connection ended.
+/// Reads the PROXY header (trusted proxies), sniffs, answers plaintext, and runs the TLS
+/// handshake; None when the connection ended. Returns the client's address with the session.
 async fn establish(
     tcp: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     shared: &Arc<Shared>,
     kind: Kind,
-) -> Option<(Tls, Option<String>)> {
+) -> Option<(Tls, Option<String>, SocketAddr)> {
     let shared = Arc::clone(shared);
     let deadline = Instant::now() + shared.limits.handshake_timeout;
+    let mut tcp = tcp;
+    // Bytes read so far and not yet consumed: replayed to whoever handles the connection next.
+    let mut first = Vec::with_capacity(sniff::MAX_SNIFF);
+    // With --proxy-protocol, a peer outside the trusted ranges is served directly, but must
+    // not pass itself off as a proxy.
+    let mut untrusted = false;
+    let mut peer = peer;
+    if let Some(trusted) = &shared.trusted_proxies {
+        if trusted.iter().any(|range| range.contains(peer.ip())) {
+            let read = Box::pin(read_proxy_header(&mut tcp, &shared, deadline)).await;
+            match read {
+                Ok((header, mut buf)) => {
+                    Metrics::inc(&shared.metrics.proxy_headers);
+                    let proxy = peer;
+                    if let Some(client) = header.source {
+                        peer = client;
+                    }
+                    tracing::debug!(%peer, %proxy, version = header.version, address = header.source.is_some(), "PROXY header");
+                    first = buf.split_off(header.consumed);
+                }
+                Err(HeaderCut::Closed { empty: true }) => {
+                    // A bare connect-and-close (a load balancer's TCP health check).
+                    Metrics::inc(&shared.metrics.handshake_failures[1]);
+                    return None;
+                }
+                Err(HeaderCut::Closed { empty: false }) => {
+                    proxy_refused(&shared, peer, Refusal::Trusted("closed inside the header"));
+                    return None;
+                }
+                Err(HeaderCut::Invalid(why)) => {
+                    proxy_refused(&shared, peer, Refusal::Trusted(why));
+                    return None;
+                }
+                Err(HeaderCut::Cut(Cut::Timeout)) => {
+                    proxy_refused(&shared, peer, Refusal::Trusted("no header in time"));
+                    return None;
+                }
+                Err(HeaderCut::Cut(Cut::Shutdown)) => {
+                    closed_at_shutdown(peer);
+                    return None;
+                }
+            }
+        } else {
+            untrusted = true;
+        }
+    }
     if kind == Kind::Redirect {
-        let mut tcp = tcp;
         // Rare paths are boxed so that their buffers do not size every connection's task.
         let outcome = Box::pin(plaintext::answer(
             &mut tcp,
-            Vec::new(),
+            first,
             deadline,
             local,
             shared.https_port,
@@ -81,15 +129,13 @@ async fn establish(
     }
 
     // Sniff by reading; the bytes are replayed to whoever handles the connection next.
-    let mut tcp = tcp;
-    let mut first = Vec::with_capacity(sniff::MAX_SNIFF);
     let verdict = loop {
         match sniff::classify(&first) {
             Sniff::NeedMore => {}
             v => break Ok(v),
         }
         let mut byte = [0u8; sniff::MAX_SNIFF];
-        let want = sniff::MAX_SNIFF - first.len();
+        let want = sniff::MAX_SNIFF.saturating_sub(first.len()).max(1);
         match before_tls(&shared, deadline, tcp.read(&mut byte[..want])).await {
             Err(Cut::Timeout) => break Err(FailureClass::Timeout),
             Err(Cut::Shutdown) => {
@@ -116,6 +162,34 @@ async fn establish(
                 .unwrap_or(plaintext::Outcome::Incomplete);
             log_plaintext(&shared, peer, &outcome, true);
             Box::pin(close_gracefully(tcp, false)).await;
+            return None;
+        }
+        Ok(_) if untrusted && proxy::looks_like_proxy(&first) => {
+            // The sniff stops at MAX_SNIFF bytes: read up to the v2 signature's length to
+            // tell a PROXY header from other garbage.
+            while first.len() < proxy::DECISIVE_LEN
+                && proxy::looks_like_proxy(&first)
+                && !proxy::is_proxy_start(&first)
+            {
+                let mut more = [0u8; proxy::DECISIVE_LEN];
+                let want = proxy::DECISIVE_LEN - first.len();
+                match before_tls(&shared, deadline, tcp.read(&mut more[..want])).await {
+                    Ok(Ok(n)) if n > 0 => first.extend_from_slice(&more[..n]),
+                    _ => break,
+                }
+            }
+            if proxy::is_proxy_start(&first) {
+                proxy_refused(&shared, peer, Refusal::Untrusted);
+            } else {
+                handshake_failed(
+                    &shared,
+                    peer,
+                    None,
+                    None,
+                    FailureClass::NotTls,
+                    &format!("first bytes {first:02x?} are not a TLS handshake"),
+                );
+            }
             return None;
         }
         Ok(_) => {
@@ -232,7 +306,70 @@ async fn establish(
             return None;
         }
     };
-    Some((Box::new(tls), sni))
+    Some((Box::new(tls), sni, peer))
+}
+
+/// Why no PROXY header came from a trusted proxy.
+enum HeaderCut {
+    /// Bytes that are not a valid header (a TLS ClientHello: the proxy sends no header).
+    Invalid(&'static str),
+    /// The peer closed first; `empty` when it sent nothing at all.
+    Closed { empty: bool },
+    /// The deadline or shutdown.
+    Cut(Cut),
+}
+
+/// Reads the PROXY header a trusted proxy must send first. Returns it with every byte read
+/// (the header's `consumed` bytes, then the client's). Reads at most a few hundred bytes past
+/// the [`proxy::V2_MAX`] cap.
+async fn read_proxy_header(
+    tcp: &mut TcpStream,
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<(proxy::Header, Vec<u8>), HeaderCut> {
+    let mut buf = Vec::new();
+    loop {
+        match proxy::parse(&buf) {
+            Ok(header) => return Ok((header, buf)),
+            Err(proxy::Parse::Invalid(why)) => return Err(HeaderCut::Invalid(why)),
+            Err(proxy::Parse::NeedMore) => {}
+        }
+        buf.reserve(256);
+        match before_tls(shared, deadline, tcp.read_buf(&mut buf)).await {
+            Err(cut) => return Err(HeaderCut::Cut(cut)),
+            Ok(Ok(0) | Err(_)) => {
+                return Err(HeaderCut::Closed {
+                    empty: buf.is_empty(),
+                })
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Why a connection was refused for its PROXY header.
+enum Refusal {
+    /// A trusted proxy's connection without a valid header: the reason.
+    Trusted(&'static str),
+    /// A PROXY header from outside the trusted ranges (a spoofing attempt, or a proxy that
+    /// is missing from --trusted-proxy).
+    Untrusted,
+}
+
+/// Counts and logs (rate-limited) a connection closed for its PROXY header.
+fn proxy_refused(shared: &Shared, peer: SocketAddr, refusal: Refusal) {
+    Metrics::inc(&shared.metrics.proxy_rejected);
+    let Some(suppressed) = shared.warn_limit.allow() else {
+        return;
+    };
+    match refusal {
+        Refusal::Trusted(why) => {
+            tracing::warn!(%peer, reason = why, suppressed, "no valid PROXY header from a trusted proxy; closed");
+        }
+        Refusal::Untrusted => {
+            tracing::warn!(%peer, reason = "peer not in --trusted-proxy", suppressed, "PROXY header from an untrusted peer; closed");
+        }
+    }
 }
 
 /// Serves HTTP over an established session, then logs how it ended.

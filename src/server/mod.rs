@@ -7,6 +7,7 @@ pub(crate) mod admin;
 pub mod connection;
 pub(crate) mod io;
 pub mod plaintext;
+pub mod proxy;
 pub mod shutdown;
 pub mod sniff;
 
@@ -21,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{AssetService, Site};
-use crate::cli::PlaintextMode;
+use crate::cli::{Cidr, PlaintextMode};
 use crate::config::{CertSource, Config};
 use crate::error::{Error, Result};
 use crate::telemetry::{Metrics, MetricsSnapshot, RateLimit};
@@ -57,6 +58,9 @@ pub(crate) struct Shared {
     pub(crate) access_log: bool,
     /// Set when the shutdown signal arrives: /readyz answers 503 from then on.
     pub(crate) draining: AtomicBool,
+    /// With `--proxy-protocol`: the `--trusted-proxy` ranges, whose connections must start
+    /// with a PROXY header (server/proxy.rs). `None`: PROXY headers are not read.
+    pub(crate) trusted_proxies: Option<Vec<Cidr>>,
 }
 
 /// How the drain went.
@@ -160,6 +164,9 @@ impl Server {
             warn_limit: RateLimit::new(20, Duration::from_secs(10)),
             access_log: config.access_log,
             draining: AtomicBool::new(false),
+            trusted_proxies: config
+                .proxy_protocol
+                .then(|| config.trusted_proxies.clone()),
         });
         let semaphore = Arc::new(Semaphore::new(config.max_connections));
         Ok(Self {

@@ -39,7 +39,13 @@ impl Rampart {
             .arg(dir.path().join("certs"))
             .arg("--root")
             .arg(&root)
-            .args(["--log-level", "info", "--watch-interval", "0"])
+            // `--log-level` in `args` replaces the default (clap refuses it twice).
+            .args(if args.contains(&"--log-level") {
+                &[][..]
+            } else {
+                &["--log-level", "info"][..]
+            })
+            .args(["--watch-interval", "0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
