@@ -8,12 +8,16 @@
 //!       │ --proxy-protocol, its client address becomes the peer; refused from anyone else
 //!       sniff first bytes (server/sniff.rs) ── plaintext HTTP ─> 308/400 (server/plaintext.rs), close
 //!       │                                 └─ garbage ─> close, warn with peer
-//!       TLS handshake (tls/: rustls, sharded session cache, ticketer, swappable cert)
+//!       TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
+//!       │ in memory or a fleet's --ticket-key-file), swappable cert)
 //!       HTTP/1.1 or HTTP/2 by ALPN (hyper), deadlines: header, idle, stall; shutdown tokens
-//!         └ AssetService (app/): one tower Service over the in-memory AssetTable
+//!         └ AssetService (app/): one tower Service over the in-memory AssetTable; each
+//!           response counted (metrics) and access-logged when its body ends
 //!       close path (server/io.rs): close_notify, then lingering close - on every exit
 //! redeploy watcher (app/watch.rs)   rebuilds the table when files change, swaps it atomically
-//! shutdown (server/shutdown.rs)     SIGTERM/SIGINT: stop accepting, drain, close_notify, exit
+//! operator port (server/admin.rs)   --metrics-listen: /metrics (Prometheus), /healthz, /readyz
+//! shutdown (server/shutdown.rs)     SIGTERM/SIGINT: /readyz 503, --drain-delay, stop accepting,
+//!                                   first requests of new clients, drain, close_notify, exit
 //! ```
 //!
 //! # Configuration and start-up checks

@@ -181,26 +181,12 @@ async fn establish(
             if proxy::is_proxy_start(&first) {
                 proxy_refused(&shared, peer, Refusal::Untrusted);
             } else {
-                handshake_failed(
-                    &shared,
-                    peer,
-                    None,
-                    None,
-                    FailureClass::NotTls,
-                    &format!("first bytes {first:02x?} are not a TLS handshake"),
-                );
+                not_tls(&shared, peer, &first);
             }
             return None;
         }
         Ok(_) => {
-            handshake_failed(
-                &shared,
-                peer,
-                None,
-                None,
-                FailureClass::NotTls,
-                &format!("first bytes {first:02x?} are not a TLS handshake"),
-            );
+            not_tls(&shared, peer, &first);
             return None;
         }
         Err(class) => {
@@ -929,6 +915,17 @@ fn classify_error(e: &std::io::Error) -> (FailureClass, String) {
         std::io::ErrorKind::InvalidData => (FailureClass::AlertSent, format!("alert_sent: {e}")),
         _ => (FailureClass::ProtocolError, format!("protocol_error({e})")),
     }
+}
+
+fn not_tls(shared: &Shared, peer: SocketAddr, first: &[u8]) {
+    handshake_failed(
+        shared,
+        peer,
+        None,
+        None,
+        FailureClass::NotTls,
+        &format!("first bytes {first:02x?} are not a TLS handshake"),
+    );
 }
 
 fn handshake_failed(

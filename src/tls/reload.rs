@@ -54,14 +54,42 @@ pub(crate) async fn watch(
     stop: CancellationToken,
     on_hangup: impl Fn() + Send + 'static,
 ) {
+    let files = vec![cert.clone(), key.clone()];
+    on_change_or_hangup(files, interval, stop, "certificate", move |why| {
+        if why == "SIGHUP" {
+            on_hangup();
+        }
+        let (resolver, cert, key) = (Arc::clone(&resolver), cert.clone(), key.clone());
+        async move {
+            reload_now(&resolver, &cert, &key, why).await;
+        }
+    })
+    .await;
+}
+
+/// Calls `on_event("SIGHUP")` on every SIGHUP and `on_event("file change")` when the size,
+/// mtime or inode of one of `files` changes (polled every `interval`, then [`SETTLE`]
+/// allowed for the writer to finish; zero = SIGHUP only), until `stop`. Shared by the
+/// certificate and the ticket key file watchers.
+pub(crate) async fn on_change_or_hangup<F, Fut>(
+    files: Vec<PathBuf>,
+    interval: Duration,
+    stop: CancellationToken,
+    what: &str,
+    mut on_event: F,
+) where
+    F: FnMut(&'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; certificate reload only on file change");
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; {what} reload only on file change");
             None
         }
     };
-    let mut last = (stamp(&cert), stamp(&key));
+    let stamps = || files.iter().map(|f| stamp(f)).collect::<Vec<_>>();
+    let mut last = stamps();
     let poll = if interval.is_zero() {
         Duration::from_secs(3600 * 24 * 365)
     } else {
@@ -77,16 +105,14 @@ pub(crate) async fn watch(
         tokio::select! {
             () = stop.cancelled() => return,
             _ = hangup => {
-                on_hangup();
-                reload_now(&resolver, &cert, &key, "SIGHUP").await;
-                last = (stamp(&cert), stamp(&key));
+                on_event("SIGHUP").await;
+                last = stamps();
             }
             () = tokio::time::sleep(poll), if !interval.is_zero() => {
-                let now = (stamp(&cert), stamp(&key));
-                if now != last {
+                if stamps() != last {
                     tokio::time::sleep(SETTLE).await;
-                    last = (stamp(&cert), stamp(&key));
-                    reload_now(&resolver, &cert, &key, "file change").await;
+                    last = stamps();
+                    on_event("file change").await;
                 }
             }
         }

@@ -12,15 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::TicketKeys;
 
-/// Time for a copy into place (not a rename) to finish after the first change is seen.
-const SETTLE: Duration = Duration::from_millis(300);
-
-fn stamp(path: &Path) -> Option<(u64, i64, i64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
-}
-
 /// Re-reads the key file on the blocking pool and logs the outcome. Returns whether the ring
 /// changed.
 pub async fn reload_now(keys: &Arc<TicketKeys>, why: &str) -> bool {
@@ -61,39 +52,11 @@ pub async fn watch(keys: Arc<TicketKeys>, interval: Duration, stop: Cancellation
         return;
     };
     tracing::info!(source = "file", file = %file.display(), generation = keys.generation(), keys = ids.len(), current = %current, "session ticket keys");
-    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; ticket keys reload only on file change");
-            None
+    crate::tls::reload::on_change_or_hangup(vec![file], interval, stop, "ticket key", |why| {
+        let keys = Arc::clone(&keys);
+        async move {
+            reload_now(&keys, why).await;
         }
-    };
-    let mut last = stamp(&file);
-    let poll = if interval.is_zero() {
-        Duration::from_secs(3600 * 24 * 365)
-    } else {
-        interval
-    };
-    loop {
-        let hangup = async {
-            match hup.as_mut() {
-                Some(s) => s.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = hangup => {
-                last = stamp(&file);
-                reload_now(&keys, "SIGHUP").await;
-            }
-            () = tokio::time::sleep(poll), if !interval.is_zero() => {
-                if stamp(&file) != last {
-                    tokio::time::sleep(SETTLE).await;
-                    last = stamp(&file);
-                    reload_now(&keys, "file change").await;
-                }
-            }
-        }
-    }
+    })
+    .await;
 }
