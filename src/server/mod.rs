@@ -5,9 +5,11 @@
 
 pub(crate) mod admin;
 pub mod connection;
+mod handshake;
 pub(crate) mod io;
 pub mod plaintext;
 pub mod proxy;
+mod service;
 pub mod shutdown;
 pub mod sniff;
 

@@ -1,0 +1,482 @@
+//! Everything before the TLS session: the PROXY header from a trusted load balancer (with
+//! `--proxy-protocol`), the sniff (TLS, plaintext HTTP or garbage), the plaintext answer and
+//! the TLS handshake, under one deadline, with the failure classes and their (rate-limited)
+//! log lines. A client that connected before shutdown still gets its handshake.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::server::Acceptor;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::connection::{Kind, Tls};
+use super::io::{close_gracefully, Prefixed};
+use super::sniff::{self, Sniff};
+use super::{plaintext, proxy, Shared};
+use crate::telemetry::{FailureClass, Metrics};
+
+/// Reads the PROXY header (trusted proxies), sniffs, answers plaintext, and runs the TLS
+/// handshake; None when the connection ended. Returns the client's address with the session.
+pub(super) async fn establish(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: &Arc<Shared>,
+    kind: Kind,
+) -> Option<(Tls, Option<String>, SocketAddr)> {
+    let shared = Arc::clone(shared);
+    let deadline = Instant::now() + shared.limits.handshake_timeout;
+    let mut tcp = tcp;
+    // Bytes read so far and not yet consumed: replayed to whoever handles the connection next.
+    let mut first = Vec::with_capacity(sniff::MAX_SNIFF);
+    // With --proxy-protocol, a peer outside the trusted ranges is served directly, but must
+    // not pass itself off as a proxy.
+    let mut untrusted = false;
+    let mut peer = peer;
+    if let Some(trusted) = &shared.trusted_proxies {
+        if trusted.iter().any(|range| range.contains(peer.ip())) {
+            let read = Box::pin(read_proxy_header(&mut tcp, &shared, deadline)).await;
+            match read {
+                Ok((header, mut buf)) => {
+                    Metrics::inc(&shared.metrics.proxy_headers);
+                    let proxy = peer;
+                    if let Some(client) = header.source {
+                        peer = client;
+                    }
+                    tracing::debug!(%peer, %proxy, version = header.version, address = header.source.is_some(), "PROXY header");
+                    first = buf.split_off(header.consumed);
+                }
+                Err(HeaderCut::Closed { empty: true }) => {
+                    // A bare connect-and-close (a load balancer's TCP health check).
+                    Metrics::inc(&shared.metrics.handshake_failures[1]);
+                    return None;
+                }
+                Err(HeaderCut::Closed { empty: false }) => {
+                    proxy_refused(&shared, peer, Refusal::Trusted("closed inside the header"));
+                    return None;
+                }
+                Err(HeaderCut::Invalid(why)) => {
+                    proxy_refused(&shared, peer, Refusal::Trusted(why));
+                    return None;
+                }
+                Err(HeaderCut::Cut(Cut::Timeout)) => {
+                    proxy_refused(&shared, peer, Refusal::Trusted("no header in time"));
+                    return None;
+                }
+                Err(HeaderCut::Cut(Cut::Shutdown)) => {
+                    closed_at_shutdown(peer);
+                    return None;
+                }
+            }
+        } else {
+            untrusted = true;
+        }
+    }
+    if kind == Kind::Redirect {
+        // Rare paths are boxed so that their buffers do not size every connection's task.
+        let outcome = Box::pin(plaintext::answer(
+            &mut tcp,
+            first,
+            deadline,
+            local,
+            shared.https_port,
+            crate::cli::PlaintextMode::Redirect,
+        ));
+        let outcome = before_tls(&shared, deadline, outcome)
+            .await
+            .unwrap_or(plaintext::Outcome::Incomplete);
+        log_plaintext(&shared, peer, &outcome, false);
+        Box::pin(close_gracefully(tcp, false)).await;
+        return None;
+    }
+
+    // Sniff by reading; the bytes are replayed to whoever handles the connection next.
+    let verdict = loop {
+        match sniff::classify(&first) {
+            Sniff::NeedMore => {}
+            v => break Ok(v),
+        }
+        let mut byte = [0u8; sniff::MAX_SNIFF];
+        let want = sniff::MAX_SNIFF.saturating_sub(first.len()).max(1);
+        match before_tls(&shared, deadline, tcp.read(&mut byte[..want])).await {
+            Err(Cut::Timeout) => break Err(FailureClass::Timeout),
+            Err(Cut::Shutdown) => {
+                closed_at_shutdown(peer);
+                return None;
+            }
+            Ok(Ok(0) | Err(_)) => break Err(FailureClass::Eof),
+            Ok(Ok(n)) => first.extend_from_slice(&byte[..n]),
+        }
+    };
+    match verdict {
+        Ok(Sniff::Tls) => {}
+        Ok(Sniff::Http) => {
+            let outcome = Box::pin(plaintext::answer(
+                &mut tcp,
+                first,
+                deadline,
+                local,
+                shared.https_port,
+                shared.limits.plaintext,
+            ));
+            let outcome = before_tls(&shared, deadline, outcome)
+                .await
+                .unwrap_or(plaintext::Outcome::Incomplete);
+            log_plaintext(&shared, peer, &outcome, true);
+            Box::pin(close_gracefully(tcp, false)).await;
+            return None;
+        }
+        Ok(_) if untrusted && proxy::looks_like_proxy(&first) => {
+            // The sniff stops at MAX_SNIFF bytes: read up to the v2 signature's length to
+            // tell a PROXY header from other garbage.
+            while first.len() < proxy::DECISIVE_LEN
+                && proxy::looks_like_proxy(&first)
+                && !proxy::is_proxy_start(&first)
+            {
+                let mut more = [0u8; proxy::DECISIVE_LEN];
+                let want = proxy::DECISIVE_LEN - first.len();
+                match before_tls(&shared, deadline, tcp.read(&mut more[..want])).await {
+                    Ok(Ok(n)) if n > 0 => first.extend_from_slice(&more[..n]),
+                    _ => break,
+                }
+            }
+            if proxy::is_proxy_start(&first) {
+                proxy_refused(&shared, peer, Refusal::Untrusted);
+            } else {
+                not_tls(&shared, peer, &first);
+            }
+            return None;
+        }
+        Ok(_) => {
+            not_tls(&shared, peer, &first);
+            return None;
+        }
+        Err(class) => {
+            if !(class == FailureClass::Eof && first.is_empty()) {
+                handshake_failed(
+                    &shared,
+                    peer,
+                    None,
+                    None,
+                    class,
+                    "before the first TLS record",
+                );
+            } else {
+                // A bare connect-and-close (port scanners, load-balancer TCP checks).
+                Metrics::inc(&shared.metrics.handshake_failures[1]);
+            }
+            return None;
+        }
+    }
+
+    let io = Prefixed::new(first, tcp);
+    let mut acceptor = std::pin::pin!(LazyConfigAcceptor::new(Acceptor::default(), io));
+    let start = match before_tls(&shared, deadline, acceptor.as_mut()).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(e)) => {
+            let (mut class, mut why) = classify_error(&e);
+            // rustls does not queue an alert for every error it returns (a handshake
+            // message over its size limit, found while reassembling, is one): the log
+            // must not claim an alert that never went out.
+            let sent = acceptor
+                .as_mut()
+                .get_mut()
+                .take_io()
+                .map_or(0, |io| io.written());
+            if class == FailureClass::AlertSent && sent == 0 {
+                class = FailureClass::ProtocolError;
+                why = match e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                {
+                    Some(tls) => format!("protocol_error({tls:?}; no alert sent)"),
+                    None => format!("protocol_error({e}; no alert sent)"),
+                };
+            }
+            handshake_failed(
+                &shared,
+                peer,
+                None,
+                None,
+                class,
+                &format!("ClientHello: {why}"),
+            );
+            return None;
+        }
+        Err(Cut::Timeout) => {
+            handshake_failed(
+                &shared,
+                peer,
+                None,
+                None,
+                FailureClass::Timeout,
+                "ClientHello did not arrive in time",
+            );
+            return None;
+        }
+        Err(Cut::Shutdown) => {
+            closed_at_shutdown(peer);
+            return None;
+        }
+    };
+    let hello = start.client_hello();
+    let sni = hello.server_name().map(str::to_owned);
+    let alpn: Vec<String> = hello
+        .alpn()
+        .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
+        .unwrap_or_default();
+    let tls = match before_tls(
+        &shared,
+        deadline,
+        start.into_stream(Arc::clone(&shared.tls)),
+    )
+    .await
+    {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            let (class, why) = classify_error(&e);
+            handshake_failed(&shared, peer, sni.as_deref(), Some(&alpn), class, &why);
+            return None;
+        }
+        Err(Cut::Timeout) => {
+            handshake_failed(
+                &shared,
+                peer,
+                sni.as_deref(),
+                Some(&alpn),
+                FailureClass::Timeout,
+                "handshake did not complete in time",
+            );
+            return None;
+        }
+        Err(Cut::Shutdown) => {
+            closed_at_shutdown(peer);
+            return None;
+        }
+    };
+    Some((Box::new(tls), sni, peer))
+}
+
+/// Why no PROXY header came from a trusted proxy.
+enum HeaderCut {
+    /// Bytes that are not a valid header (a TLS ClientHello: the proxy sends no header).
+    Invalid(&'static str),
+    /// The peer closed first; `empty` when it sent nothing at all.
+    Closed { empty: bool },
+    /// The deadline or shutdown.
+    Cut(Cut),
+}
+
+/// Reads the PROXY header a trusted proxy must send first. Returns it with every byte read
+/// (the header's `consumed` bytes, then the client's). Reads at most a few hundred bytes past
+/// the [`proxy::V2_MAX`] cap.
+async fn read_proxy_header(
+    tcp: &mut TcpStream,
+    shared: &Shared,
+    deadline: Instant,
+) -> Result<(proxy::Header, Vec<u8>), HeaderCut> {
+    let mut buf = Vec::new();
+    loop {
+        match proxy::parse(&buf) {
+            Ok(header) => return Ok((header, buf)),
+            Err(proxy::Parse::Invalid(why)) => return Err(HeaderCut::Invalid(why)),
+            Err(proxy::Parse::NeedMore) => {}
+        }
+        buf.reserve(256);
+        match before_tls(shared, deadline, tcp.read_buf(&mut buf)).await {
+            Err(cut) => return Err(HeaderCut::Cut(cut)),
+            Ok(Ok(0) | Err(_)) => {
+                return Err(HeaderCut::Closed {
+                    empty: buf.is_empty(),
+                })
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Why a connection was refused for its PROXY header.
+enum Refusal {
+    /// A trusted proxy's connection without a valid header: the reason.
+    Trusted(&'static str),
+    /// A PROXY header from outside the trusted ranges (a spoofing attempt, or a proxy that
+    /// is missing from --trusted-proxy).
+    Untrusted,
+}
+
+/// Counts and logs (rate-limited) a connection closed for its PROXY header.
+fn proxy_refused(shared: &Shared, peer: SocketAddr, refusal: Refusal) {
+    Metrics::inc(&shared.metrics.proxy_rejected);
+    let Some(suppressed) = shared.warn_limit.allow() else {
+        return;
+    };
+    match refusal {
+        Refusal::Trusted(why) => {
+            tracing::warn!(%peer, reason = why, suppressed, "no valid PROXY header from a trusted proxy; closed");
+        }
+        Refusal::Untrusted => {
+            tracing::warn!(%peer, reason = "peer not in --trusted-proxy", suppressed, "PROXY header from an untrusted peer; closed");
+        }
+    }
+}
+
+/// Why a step before the TLS session was established was cut short.
+enum Cut {
+    /// The handshake deadline passed.
+    Timeout,
+    /// Shutdown began and the grace for handshakes in progress passed.
+    Shutdown,
+}
+
+/// Runs one step of the sniff/handshake phase under the handshake deadline. A client that
+/// connected before shutdown began still gets its handshake (and, in [`drive`], its first
+/// request): within [`SHUTDOWN_GRACE`] of the shutdown, so that a silent client cannot hold
+/// up the exit. A restart behind SO_REUSEPORT thus fails no client that reached this
+/// process.
+async fn before_tls<F: Future>(
+    shared: &Shared,
+    deadline: Instant,
+    step: F,
+) -> Result<F::Output, Cut> {
+    let mut step = std::pin::pin!(step);
+    if !shared.tokens.graceful.is_cancelled() {
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, step.as_mut()) => return r.map_err(|_| Cut::Timeout),
+            () = shared.tokens.graceful.cancelled() => {}
+        }
+    }
+    let until = deadline.min(Instant::now() + SHUTDOWN_GRACE);
+    tokio::select! {
+        r = tokio::time::timeout_at(until, step) => r.map_err(|_| {
+            if until < deadline { Cut::Shutdown } else { Cut::Timeout }
+        }),
+        () = shared.tokens.force.cancelled() => Err(Cut::Shutdown),
+    }
+}
+
+/// Once shutdown began: how long a connection still in its handshake may take to finish
+/// it, and how long a new session may take to send its first request.
+pub(super) const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn closed_at_shutdown(peer: SocketAddr) {
+    tracing::debug!(%peer, "closed before the TLS handshake completed: shutting down");
+}
+
+/// Maps a handshake error to a class and a precise reason.
+fn classify_error(e: &std::io::Error) -> (FailureClass, String) {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return match tls {
+            rustls::Error::AlertReceived(a) => (
+                FailureClass::AlertReceived,
+                format!("alert_received({a:?})"),
+            ),
+            rustls::Error::InvalidMessage(m) => (
+                FailureClass::AlertSent,
+                format!("alert_sent(decode_error): {m:?}"),
+            ),
+            rustls::Error::PeerIncompatible(p) => (
+                FailureClass::AlertSent,
+                format!("alert_sent(handshake_failure): {p:?}"),
+            ),
+            rustls::Error::PeerMisbehaved(p) => (
+                FailureClass::AlertSent,
+                format!("alert_sent(illegal_parameter): {p:?}"),
+            ),
+            rustls::Error::NoApplicationProtocol => (
+                FailureClass::AlertSent,
+                "alert_sent(no_application_protocol)".into(),
+            ),
+            rustls::Error::DecryptError => {
+                (FailureClass::AlertSent, "alert_sent(bad_record_mac)".into())
+            }
+            other => (
+                FailureClass::ProtocolError,
+                format!("protocol_error({other})"),
+            ),
+        };
+    }
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => (
+            FailureClass::Eof,
+            "eof: peer closed during the handshake".into(),
+        ),
+        std::io::ErrorKind::ConnectionReset => {
+            (FailureClass::Eof, "eof: connection reset by peer".into())
+        }
+        std::io::ErrorKind::InvalidData => (FailureClass::AlertSent, format!("alert_sent: {e}")),
+        _ => (FailureClass::ProtocolError, format!("protocol_error({e})")),
+    }
+}
+
+fn not_tls(shared: &Shared, peer: SocketAddr, first: &[u8]) {
+    handshake_failed(
+        shared,
+        peer,
+        None,
+        None,
+        FailureClass::NotTls,
+        &format!("first bytes {first:02x?} are not a TLS handshake"),
+    );
+}
+
+fn handshake_failed(
+    shared: &Shared,
+    peer: SocketAddr,
+    sni: Option<&str>,
+    alpn: Option<&[String]>,
+    class: FailureClass,
+    why: &str,
+) {
+    shared.metrics.failure(class);
+    let Some(suppressed) = shared.warn_limit.allow() else {
+        return;
+    };
+    let names = shared.resolver.current().names.join(",");
+    let sni_covered = sni.is_some_and(|s| crate::tls::covers(&shared.resolver.current().names, s));
+    tracing::warn!(
+        %peer,
+        sni = sni.unwrap_or("none"),
+        sni_covered,
+        cert_names = %names,
+        alpn = ?alpn.unwrap_or_default(),
+        reason = class.label(),
+        detail = why,
+        suppressed,
+        "tls handshake failed"
+    );
+}
+
+fn log_plaintext(
+    shared: &Shared,
+    peer: SocketAddr,
+    outcome: &plaintext::Outcome,
+    on_tls_port: bool,
+) {
+    match outcome {
+        plaintext::Outcome::Incomplete => {
+            if on_tls_port {
+                shared.metrics.failure(FailureClass::PlaintextHttp);
+            }
+        }
+        _ => {
+            Metrics::inc(&shared.metrics.plaintext_redirects);
+            if on_tls_port {
+                shared.metrics.failure(FailureClass::PlaintextHttp);
+            }
+        }
+    }
+    if on_tls_port {
+        if let Some(suppressed) = shared.warn_limit.allow() {
+            tracing::warn!(%peer, reason = "plaintext_http", outcome = ?outcome, suppressed, "plaintext HTTP on the HTTPS port");
+        }
+    } else {
+        tracing::debug!(%peer, outcome = ?outcome, "cleartext request redirected");
+    }
+}
