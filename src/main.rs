@@ -4,6 +4,10 @@
 
 use std::process::ExitCode;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use rampart::cli::{Command, ServeArgs};
 use rampart::config::file::ArgsError;
 
