@@ -4,9 +4,10 @@
 
 use std::process::ExitCode;
 
-#[cfg(feature = "mimalloc")]
+// jemalloc unless built with --no-default-features (see Cargo.toml for the measurements).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use rampart::cli::{Command, ServeArgs};
 use rampart::config::file::ArgsError;
