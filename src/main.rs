@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-// jemalloc unless built with --no-default-features (see Cargo.toml for the measurements).
+// jemalloc with `--features jemalloc` (see Cargo.toml for the measurements).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
