@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -228,7 +228,9 @@ async fn serve_h2(
     shared: &Shared,
 ) -> Result<(), Ended> {
     let limits = &shared.limits;
-    let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let mut b = hyper::server::conn::http2::Builder::new(StreamExec {
+        metrics: Arc::clone(&shared.metrics),
+    });
     b.timer(TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_streams)
         .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
@@ -243,6 +245,43 @@ async fn serve_h2(
     )
     .await
     .map(|_| ())
+}
+
+/// Runs hyper's per-stream futures: each is polled once where hyper hands it over (on the
+/// connection's task) and spawned only if it is not finished then.
+///
+/// A response from the asset table is ready at once and its body fits the stream's window,
+/// so nearly every stream completes in that first poll: no task allocated, scheduled and
+/// woken per request, and the responses of one read of requests go out in one flush. A
+/// stream that must wait (flow control, a file chunk from disk) is spawned as with
+/// `TokioExecutor`; tokio polls a new task at once, so it registers its real waker then
+/// (the first poll's waker is a no-op). A panic in that first poll is caught here and
+/// resets that stream only, as it would in its own task.
+#[derive(Clone)]
+struct StreamExec {
+    metrics: Arc<Metrics>,
+}
+
+impl<F> hyper::rt::Executor<F> for StreamExec
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        let mut fut = Box::pin(fut);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)))
+        {
+            Ok(Poll::Ready(_)) => {}
+            Ok(Poll::Pending) => {
+                tokio::spawn(fut);
+            }
+            Err(_) => {
+                Metrics::inc(&self.metrics.connection_panics);
+                tracing::error!("panic while serving an HTTP/2 stream; the stream is reset");
+            }
+        }
+    }
 }
 
 /// Serves HTTP/1.1 requests; between bursts of requests the connection parks (see
@@ -388,5 +427,47 @@ where
             () = state.wake.notified() => {}
             () = tokio::time::sleep_until(next) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn exec() -> StreamExec {
+        StreamExec {
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ready_stream_runs_in_place() {
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = Arc::clone(&ran);
+        hyper::rt::Executor::execute(&exec(), async move { r.store(true, Ordering::SeqCst) });
+        // No yield in between: it ran inside execute.
+        assert!(ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_stream_is_spawned_and_woken() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<u32>();
+        hyper::rt::Executor::execute(&exec(), async move {
+            let v = rx.await.unwrap();
+            done_tx.send(v + 1).unwrap();
+        });
+        // The first poll registered a no-op waker; the spawned task must still see this.
+        tx.send(41).unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), done_rx).await;
+        assert_eq!(got.unwrap().unwrap(), 42);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_stream_is_counted_and_contained() {
+        let e = exec();
+        hyper::rt::Executor::execute(&e, async { panic!("stream panic (expected by the test)") });
+        assert_eq!(e.metrics.connection_panics.load(Ordering::Relaxed), 1);
     }
 }
