@@ -68,6 +68,30 @@ async fn oversized_or_too_many_headers_get_431_and_a_long_target_gets_414() {
     assert_eq!(server.get("/").await.0.status, 200);
 }
 
+/// The default limit (100, hyper's own default, so rampart does not set it): 100 headers
+/// pass, 101 get 431.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_header_count_limit_is_100() {
+    let server = TestServer::start(|c| assert_eq!(c.max_headers, 100)).await;
+    for (count, status) in [(100, 200), (101, 431)] {
+        // Host is one of them.
+        let extra: String = (1..count).map(|i| format!("x-h{i}: v\r\n")).collect();
+        let request = format!("GET / HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n");
+        let mut tls = server.connect(server.client(&[b"http/1.1"])).await;
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}")),
+            "{count} headers: expected {status}, got {head}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_sends_nothing_is_closed_at_the_handshake_deadline() {
     let server = TestServer::start(|c| c.handshake_timeout = Duration::from_millis(500)).await;

@@ -112,23 +112,30 @@ pub(crate) struct ConnState {
     /// Milliseconds since `epoch` + 1 when the first byte of a request head arrived on an
     /// idle HTTP/1 connection; 0 when no head is being read.
     head_started: AtomicU64,
-    track_heads: bool,
+    /// The header timeout in ms when heads are tracked (HTTP/1).
+    head_timeout_ms: Option<u64>,
+    /// Milliseconds since `epoch` when the driver will look at the deadlines next
+    /// (`u64::MAX` while it is looking): a head that starts notifies it only when the
+    /// header deadline comes before that, so back-to-back requests do not wake it.
+    next_look: AtomicU64,
     /// Set by the first request; see [`ConnState::wait_first_request`].
     first_request: AtomicBool,
     /// The driver asked to be woken by the first request (shutdown began before it).
     wake_on_first: AtomicBool,
-    /// Wakes the driver when a head starts (its deadline is shorter than the idle one).
+    /// Wakes the driver when a head starts whose deadline is before its next look.
     pub(crate) wake: tokio::sync::Notify,
 }
 
 impl ConnState {
-    pub(crate) fn new(track_heads: bool) -> Self {
+    /// `head_timeout`: track request heads (HTTP/1) against this timeout.
+    pub(crate) fn new(head_timeout: Option<Duration>) -> Self {
         Self {
             epoch: Instant::now(),
             last_io: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
             head_started: AtomicU64::new(0),
-            track_heads,
+            head_timeout_ms: head_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            next_look: AtomicU64::new(u64::MAX),
             first_request: AtomicBool::new(false),
             wake_on_first: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
@@ -146,12 +153,18 @@ impl ConnState {
     fn on_read(&self) {
         let now = self.now_ms();
         self.last_io.store(now, Ordering::Relaxed);
-        if self.track_heads
-            && self.in_flight.load(Ordering::Acquire) == 0
+        let Some(head_timeout) = self.head_timeout_ms else {
+            return;
+        };
+        if self.in_flight.load(Ordering::Acquire) == 0
             && self.head_started.load(Ordering::Relaxed) == 0
         {
-            self.head_started.store(now + 1, Ordering::Relaxed);
-            self.wake.notify_one();
+            // SeqCst with `check` and `set_next_look`: either the driver's check sees this
+            // head, or this sees the next look the driver set without it.
+            self.head_started.store(now + 1, Ordering::SeqCst);
+            if now.saturating_add(head_timeout) < self.next_look.load(Ordering::SeqCst) {
+                self.wake.notify_one();
+            }
         }
     }
 
@@ -192,6 +205,7 @@ impl ConnState {
         park_after: Option<Duration>,
     ) -> Deadline {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.next_look.store(u64::MAX, Ordering::SeqCst);
         let now = self.now_ms();
         let last = self.last_io.load(Ordering::Relaxed);
         if self.in_flight.load(Ordering::Acquire) > 0 {
@@ -202,7 +216,7 @@ impl ConnState {
                 Deadline::Next(self.at(due))
             };
         }
-        let head = self.head_started.load(Ordering::Relaxed);
+        let head = self.head_started.load(Ordering::SeqCst);
         let idle_due = last.saturating_add(ms(idle_timeout));
         if head > 0 {
             let due = (head - 1).saturating_add(ms(header_timeout));
@@ -219,6 +233,13 @@ impl ConnState {
             Some(park_due) => Deadline::Next(self.at(park_due.min(idle_due))),
             None => Deadline::Next(self.at(idle_due)),
         }
+    }
+
+    /// The driver will look at the deadlines again at `at` (or earlier, when notified).
+    pub(crate) fn set_next_look(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.epoch).as_millis();
+        self.next_look
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
     /// When an idle connection reaches its idle timeout.
