@@ -716,3 +716,95 @@ async fn openssl_tls13_reconnects_resume_five_times_with_saved_tickets() {
 fn path_arg(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// A client offering exactly `suites`, in that order.
+fn client_with_suites(
+    server: &TestServer,
+    version: &'static SupportedProtocolVersion,
+    suites: &[rustls::SupportedCipherSuite],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(&server.ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = suites.to_vec();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aes_128_gcm_is_preferred_but_a_client_preferring_chacha20_gets_it() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    use rustls::CipherSuite as S;
+    let server = TestServer::start(|_| {}).await;
+    let cases: [(
+        &SupportedProtocolVersion,
+        Vec<rustls::SupportedCipherSuite>,
+        S,
+    ); 6] = [
+        // rustls' and OpenSSL's clients list AES-256 first: the server's order wins.
+        (
+            TLS13,
+            vec![
+                cs::TLS13_AES_256_GCM_SHA384,
+                cs::TLS13_AES_128_GCM_SHA256,
+                cs::TLS13_CHACHA20_POLY1305_SHA256,
+            ],
+            S::TLS13_AES_128_GCM_SHA256,
+        ),
+        // A client that lists ChaCha20 first (no AES hardware) gets it.
+        (
+            TLS13,
+            vec![
+                cs::TLS13_CHACHA20_POLY1305_SHA256,
+                cs::TLS13_AES_128_GCM_SHA256,
+                cs::TLS13_AES_256_GCM_SHA384,
+            ],
+            S::TLS13_CHACHA20_POLY1305_SHA256,
+        ),
+        // A client with one suite gets that one.
+        (
+            TLS13,
+            vec![cs::TLS13_AES_256_GCM_SHA384],
+            S::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            TLS12,
+            vec![
+                cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            ],
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            TLS12,
+            vec![
+                cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            TLS12,
+            vec![cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384],
+            S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+    ];
+    for (version, suites, expected) in cases {
+        let offered: Vec<S> = suites.iter().map(|s| s.suite()).collect();
+        let config = client_with_suites(&server, version, &suites);
+        let tls = connect(&server, &config).await;
+        let got = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(got, expected, "client offering {offered:?}");
+        // And the session serves.
+        get_index_h1(tls, server.addr).await;
+    }
+}

@@ -511,6 +511,7 @@ record() { # scenario label round value ops cpu_s wall_s p99 status detail outfi
 # ---------------------------------------------------------------- sanity: same responses
 SANITY=$WORK/sanity.md
 THREADS=()
+SUITES=()
 {
   echo "| server | path | status, version | content-type | content-encoding | body bytes | cache-control |"
   echo "|---|---|---|---|---|---|---|"
@@ -527,6 +528,12 @@ for s in "${SRV_LIST[@]}"; do
     echo "| $s | $path${enc:+ ($enc)} | $st | $(h content-type) | $(h content-encoding) | $got | $(h cache-control) |" >>"$SANITY"
     case "$st" in 200*) ;; *) FAILURES+=("sanity: $s $path: status $st") ;; esac
   done
+  # The suite an AES-256-first client (OpenSSL's default order, like rustls') gets: nginx is
+  # configured with rampart's order (AES-128-GCM first); SWS has no setting and follows the
+  # client.
+  suite=$(openssl s_client -connect "${SRV_URL#https://}" -servername localhost -CAfile "$CA" </dev/null 2>/dev/null \
+    | awk '/^New, TLSv1.3, Cipher is/ { print $NF; exit }')
+  SUITES+=("$s ${suite:-unknown}")
   THREADS+=("$s $(for p in $(srv_pids); do find "/proc/$p/task" -mindepth 1 -maxdepth 1 | wc -l; done | paste -sd+) threads")
   for hn in strict-transport-security x-content-type-options referrer-policy; do
     grep -qi "^$hn:" "$hdrs" || log "note: $s sends no $hn"
@@ -692,6 +699,7 @@ scaling() {
     echo "- **warning: the machine was busy (load ${LOAD_START%% *} > 1.0): the figures are not comparable with a quiet run**"
   fi
   echo "- threads when started (per process): $(printf '%s, ' "${THREADS[@]}" | sed 's/, $//')"
+  echo "- TLS 1.3 suite negotiated with a client listing AES-256-GCM first (OpenSSL's and rustls' default order): $(printf '%s, ' "${SUITES[@]}" | sed 's/, $//')"
   echo "- time: installs + build $((T_INSTALLED - T_START)) s, measurements $((T_END - T_MEASURE)) s, total $(( $(date +%s) - T_START )) s"
   echo
   table

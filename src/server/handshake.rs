@@ -229,13 +229,8 @@ pub(super) async fn establish(
         .alpn()
         .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
         .unwrap_or_default();
-    let tls = match before_tls(
-        &shared,
-        deadline,
-        start.into_stream(Arc::clone(&shared.tls)),
-    )
-    .await
-    {
+    let config = Arc::clone(shared.tls.for_hello(&hello));
+    let tls = match before_tls(&shared, deadline, start.into_stream(config)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             let (class, why) = classify_error(&e);

@@ -46,7 +46,7 @@ pub(crate) struct Limits {
 
 /// State shared by all connection tasks.
 pub(crate) struct Shared {
-    pub(crate) tls: Arc<rustls::ServerConfig>,
+    pub(crate) tls: tls::ServerConfigs,
     pub(crate) resolver: Arc<CertResolver>,
     pub(crate) ticket_keys: Arc<TicketKeys>,
     pub(crate) app: AssetService,
@@ -146,7 +146,7 @@ impl Server {
         }
         let https_port = listeners[0].0.local_addr().map_or(443, |a| a.port());
         let shared = Arc::new(Shared {
-            tls: tls_config,
+            tls: tls::ServerConfigs::new(tls_config),
             resolver,
             ticket_keys,
             app: AssetService::new(Arc::clone(&site)),
