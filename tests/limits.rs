@@ -16,6 +16,18 @@ async fn read_to_clean_eof<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> std::i
     Ok(out)
 }
 
+/// Sends `request` as written on a new HTTP/1.1 connection; the first read of the answer.
+async fn first_response(server: &TestServer, request: &str) -> String {
+    let mut tls = server.connect(server.client(&[b"http/1.1"])).await;
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_or_too_many_headers_get_431_and_a_long_target_gets_414() {
     let server = TestServer::start(|c| {
@@ -51,14 +63,7 @@ async fn oversized_or_too_many_headers_get_431_and_a_long_target_gets_414() {
         ),
     ];
     for (request, status) in cases {
-        let mut tls = server.connect(server.client(&[b"http/1.1"])).await;
-        tls.write_all(request.as_bytes()).await.unwrap();
-        let mut buf = vec![0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        let head = String::from_utf8_lossy(&buf[..n]);
+        let head = first_response(&server, &request).await;
         assert!(
             head.starts_with(&format!("HTTP/1.1 {status}")),
             "expected {status}, got {head}"
@@ -77,14 +82,7 @@ async fn the_default_header_count_limit_is_100() {
         // Host is one of them.
         let extra: String = (1..count).map(|i| format!("x-h{i}: v\r\n")).collect();
         let request = format!("GET / HTTP/1.1\r\nHost: localhost\r\n{extra}\r\n");
-        let mut tls = server.connect(server.client(&[b"http/1.1"])).await;
-        tls.write_all(request.as_bytes()).await.unwrap();
-        let mut buf = vec![0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        let head = String::from_utf8_lossy(&buf[..n]);
+        let head = first_response(&server, &request).await;
         assert!(
             head.starts_with(&format!("HTTP/1.1 {status}")),
             "{count} headers: expected {status}, got {head}"

@@ -288,7 +288,7 @@ fn suite_rank(suite: rustls::CipherSuite) -> u8 {
 /// The server's two configurations, chosen per ClientHello by [`ServerConfigs::for_hello`].
 #[derive(Debug, Clone)]
 pub struct ServerConfigs {
-    /// rampart's suite order ([`suite_rank`]).
+    /// rampart's suite order: AES-128-GCM, AES-256-GCM, then ChaCha20-Poly1305.
     pub server_order: Arc<ServerConfig>,
     /// The same configuration in the client's order.
     pub client_order: Arc<ServerConfig>,
