@@ -144,34 +144,29 @@ impl http_body::Body for Body {
                     // At most FILE_CHUNK, so the cast is lossless.
                     #[allow(clippy::cast_possible_truncation)]
                     let n = len.min(FILE_CHUNK) as usize;
-                    let mut buf = this.spare.get_or_insert_with(Arc::default).take(n);
-                    match read_cached(&file, &mut buf, offset) {
+                    let mut buf = this.spare().take(n);
+                    // Some(count) read from the page cache, None: the disk must be waited for.
+                    let cached = match read_cached(&file, &mut buf, offset) {
                         Ok(0) => return Poll::Ready(Some(Err(shrank()))),
-                        Ok(got) => {
-                            buf.truncate(got);
-                            if len > got as u64 {
-                                this.parts.push_front(Part::File {
-                                    file,
-                                    offset: offset + got as u64,
-                                    len: len - got as u64,
-                                });
-                            }
-                            return Poll::Ready(Some(Ok(this.chunk(buf))));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            if len > n as u64 {
-                                this.parts.push_front(Part::File {
-                                    file: Arc::clone(&file),
-                                    offset: offset + n as u64,
-                                    len: len - n as u64,
-                                });
-                            }
-                            this.pending = Some(tokio::task::spawn_blocking(move || {
-                                read_exact_at(&file, &mut buf, offset).map(|()| buf)
-                            }));
-                        }
+                        Ok(got) => Some(got),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
                         Err(e) => return Poll::Ready(Some(Err(e))),
+                    };
+                    let taken = cached.unwrap_or(n) as u64;
+                    if len > taken {
+                        this.parts.push_front(Part::File {
+                            file: Arc::clone(&file),
+                            offset: offset + taken,
+                            len: len - taken,
+                        });
                     }
+                    if let Some(got) = cached {
+                        buf.truncate(got);
+                        return Poll::Ready(Some(Ok(this.chunk(buf))));
+                    }
+                    this.pending = Some(tokio::task::spawn_blocking(move || {
+                        read_exact_at(&file, &mut buf, offset).map(|()| buf)
+                    }));
                 }
             }
         }
@@ -191,8 +186,14 @@ impl Body {
     /// the connection drops the frame.
     fn chunk(&mut self, buf: Vec<u8>) -> Frame<Bytes> {
         self.remaining -= buf.len() as u64;
-        let home = Arc::clone(self.spare.get_or_insert_with(Arc::default));
+        let home = Arc::clone(self.spare());
         Frame::data(Bytes::from_owner(Chunk { buf, home }))
+    }
+
+    /// The buffers of this body's file chunks (made with the first; in-memory bodies have
+    /// none).
+    fn spare(&mut self) -> &Arc<Spare> {
+        self.spare.get_or_insert_with(Arc::default)
     }
 }
 

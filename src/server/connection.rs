@@ -416,7 +416,6 @@ where
             }
             Some(until) => until,
             None => match state.check(
-                limits.header_timeout,
                 limits.idle_timeout,
                 park_after.filter(|_| !closing && first_request_until.is_none()),
             ) {

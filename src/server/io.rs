@@ -134,7 +134,7 @@ impl ConnState {
             last_io: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
             head_started: AtomicU64::new(0),
-            head_timeout_ms: head_timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            head_timeout_ms: head_timeout.map(millis),
             next_look: AtomicU64::new(u64::MAX),
             first_request: AtomicBool::new(false),
             wake_on_first: AtomicBool::new(false),
@@ -143,7 +143,7 @@ impl ConnState {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        millis(self.epoch.elapsed())
     }
 
     fn at(&self, ms: u64) -> Instant {
@@ -197,19 +197,14 @@ impl ConnState {
         self.last_io.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    /// What the deadlines say now, and when to look again.
-    pub(crate) fn check(
-        &self,
-        header_timeout: Duration,
-        idle_timeout: Duration,
-        park_after: Option<Duration>,
-    ) -> Deadline {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    /// What the deadlines say now, and when to look again. The header deadline applies
+    /// when a header timeout was given to [`ConnState::new`].
+    pub(crate) fn check(&self, idle_timeout: Duration, park_after: Option<Duration>) -> Deadline {
         self.next_look.store(u64::MAX, Ordering::SeqCst);
         let now = self.now_ms();
         let last = self.last_io.load(Ordering::Relaxed);
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            let due = last.saturating_add(ms(idle_timeout));
+            let due = last.saturating_add(millis(idle_timeout));
             return if now >= due {
                 Deadline::Stalled
             } else {
@@ -217,9 +212,9 @@ impl ConnState {
             };
         }
         let head = self.head_started.load(Ordering::SeqCst);
-        let idle_due = last.saturating_add(ms(idle_timeout));
-        if head > 0 {
-            let due = (head - 1).saturating_add(ms(header_timeout));
+        let idle_due = last.saturating_add(millis(idle_timeout));
+        if let Some(header_timeout) = self.head_timeout_ms.filter(|_| head > 0) {
+            let due = (head - 1).saturating_add(header_timeout);
             if now >= due {
                 return Deadline::HeaderTimeout;
             }
@@ -228,7 +223,7 @@ impl ConnState {
         if now >= idle_due {
             return Deadline::Idle;
         }
-        match park_after.map(|p| last.saturating_add(ms(p))) {
+        match park_after.map(|p| last.saturating_add(millis(p))) {
             Some(park_due) if now >= park_due => Deadline::Park,
             Some(park_due) => Deadline::Next(self.at(park_due.min(idle_due))),
             None => Deadline::Next(self.at(idle_due)),
@@ -237,16 +232,23 @@ impl ConnState {
 
     /// The driver will look at the deadlines again at `at` (or earlier, when notified).
     pub(crate) fn set_next_look(&self, at: Instant) {
-        let ms = at.saturating_duration_since(self.epoch).as_millis();
-        self.next_look
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::SeqCst);
+        let ms = millis(at.saturating_duration_since(self.epoch));
+        self.next_look.store(ms, Ordering::SeqCst);
     }
 
     /// When an idle connection reaches its idle timeout.
     pub(crate) fn idle_deadline(&self, idle_timeout: Duration) -> Instant {
-        let ms = u64::try_from(idle_timeout.as_millis()).unwrap_or(u64::MAX);
-        self.at(self.last_io.load(Ordering::Relaxed).saturating_add(ms))
+        self.at(self
+            .last_io
+            .load(Ordering::Relaxed)
+            .saturating_add(millis(idle_timeout)))
     }
+}
+
+/// `d` in whole milliseconds, saturating (deadlines are kept as milliseconds since a
+/// connection's epoch).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Verdict of [`ConnState::check`].
