@@ -225,12 +225,13 @@ impl Serve for H1 {
 }
 
 async fn serve_h2(
-    io: Io,
+    mut io: Io,
     svc: ConnService,
     state: &ConnState,
     shared: &Shared,
 ) -> Result<(), Ended> {
     let limits = &shared.limits;
+    io.cork_writes();
     let exec = StreamExec::new(Arc::clone(&shared.metrics));
     let mut b = hyper::server::conn::http2::Builder::new(exec.clone());
     b.timer(TokioTimer::new())

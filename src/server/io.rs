@@ -22,6 +22,13 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 /// How long the close path waits for close_notify to be written and for the peer's EOF.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
+/// The most [`ConnIo`] holds back until a flush: one full TLS record of plaintext. hyper's
+/// HTTP/2 writes each response whose body is over 256 bytes as its own write (frame
+/// headers, then the body), and the TLS stream sends every write at once: without the cork,
+/// ten responses to one read of ten requests cost ten records and ten `writev`s. A write
+/// that does not fit goes out behind what is held, in the same write.
+const CORK_MAX: usize = 16 * 1024;
+
 /// A stream that first yields `prefix`, then reads from `inner`; counts the bytes written.
 #[derive(Debug)]
 pub(crate) struct Prefixed<S> {
@@ -282,6 +289,11 @@ pub(crate) struct ConnIo<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// Plaintext already read from `inner` that the next reader must see first (the bytes
     /// that woke a parked keep-alive connection, or what hyper had buffered).
     replay: bytes::Bytes,
+    /// Small writes held until the next flush (or a large write), so that what hyper writes
+    /// between two flushes leaves as one TLS record and one `writev`; see [`CORK_MAX`].
+    corked: Vec<u8>,
+    /// Whether writes are corked (HTTP/2, see [`ConnIo::cork_writes`]).
+    corking: bool,
     state: Arc<ConnState>,
     shut_down: bool,
     token: Option<TaskTrackerToken>,
@@ -292,10 +304,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         Self {
             inner: Some(inner),
             replay: bytes::Bytes::new(),
+            corked: Vec::new(),
+            corking: false,
             state,
             shut_down: false,
             token: Some(token),
         }
+    }
+
+    /// From now on, writes up to [`CORK_MAX`] in all are held until a flush, and the stream
+    /// reports no vectored writes. For HTTP/2: h2 copies a DATA frame of up to 1 KiB into
+    /// its own write buffer when the IO is not vectored (256 bytes when it is), and it writes
+    /// a larger frame's header and body as two writes; the cork makes those one TLS record.
+    /// HTTP/1.1 writes each response once, vectored, and is not corked.
+    pub(crate) fn cork_writes(&mut self) {
+        self.corking = true;
     }
 
     /// Puts bytes back in front of the stream.
@@ -337,41 +360,115 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ConnIo<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(self.inner()?).poll_write(cx, buf);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.on_write();
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
+    /// Takes `bufs` into the cork when they fit in it with what it holds; `None` when not.
+    fn cork(&mut self, bufs: &[io::IoSlice<'_>]) -> Option<usize> {
+        let len = bufs.iter().map(|b| b.len()).sum::<usize>();
+        if self.corked.len() + len > CORK_MAX {
+            return None;
         }
-        res
+        if self.corked.capacity() == 0 {
+            self.corked.reserve(CORK_MAX);
+        }
+        for b in bufs {
+            self.corked.extend_from_slice(b);
+        }
+        Some(len)
     }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+
+    /// Writes `bufs` behind what the cork holds, in one write to `inner` (one TLS record
+    /// and one `writev` when they fit); the count is of `bufs`' bytes only.
+    fn poll_write_through(
+        &mut self,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(self.inner()?).poll_write_vectored(cx, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+        loop {
+            let held = self.corked.len();
+            let res = if held == 0 {
+                Pin::new(self.inner()?).poll_write_vectored(cx, bufs)
+            } else {
+                let mut all = Vec::with_capacity(bufs.len() + 1);
+                all.push(io::IoSlice::new(&self.corked));
+                all.extend(bufs.iter().map(|b| io::IoSlice::new(b)));
+                let inner = self
+                    .inner
+                    .as_mut()
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+                Pin::new(inner).poll_write_vectored(cx, &all)
+            };
+            let n = match res {
+                Poll::Ready(Ok(n)) => n,
+                other => return other,
+            };
+            if n == 0 {
+                return Poll::Ready(Ok(0));
+            }
             self.state.on_write();
+            if n < held {
+                self.corked.drain(..n);
+                continue;
+            }
+            self.corked.clear();
+            if n > held || bufs.iter().all(|b| b.is_empty()) {
+                return Poll::Ready(Ok(n - held));
+            }
         }
-        res
+    }
+
+    /// Writes out what the cork holds.
+    fn poll_uncork(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.corked.is_empty() {
+            let inner = self
+                .inner
+                .as_mut()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            let n = std::task::ready!(Pin::new(inner).poll_write(cx, &self.corked))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.state.on_write();
+            self.corked.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ConnIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.corking {
+            if let Some(n) = this.cork(bufs) {
+                return Poll::Ready(Ok(n));
+            }
+        }
+        this.poll_write_through(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
-        self.inner
-            .as_ref()
-            .is_some_and(AsyncWrite::is_write_vectored)
+        !self.corking
     }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.inner()?).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_uncork(cx))?;
+        Pin::new(this.inner()?).poll_flush(cx)
     }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let res = Pin::new(self.inner()?).poll_shutdown(cx);
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_uncork(cx))?;
+        let res = Pin::new(this.inner()?).poll_shutdown(cx);
         if res.is_ready() {
-            self.shut_down = true;
+            this.shut_down = true;
         }
         res
     }
@@ -384,8 +481,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for ConnIo<S> {
         };
         let token = self.token.take();
         let shut_down = self.shut_down;
+        // Written but never flushed (hyper always flushes; an error path may not): it goes
+        // out ahead of close_notify, as it would have without the cork.
+        let corked = std::mem::take(&mut self.corked);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
+                let mut stream = stream;
+                if !corked.is_empty()
+                    && tokio::time::timeout(LINGER, stream.write_all(&corked))
+                        .await
+                        .map_or(true, |r| r.is_err())
+                {
+                    drop(token);
+                    return;
+                }
                 close_gracefully(stream, shut_down).await;
                 drop(token);
             });
@@ -413,4 +522,187 @@ pub(crate) async fn close_gracefully<S: AsyncRead + AsyncWrite + Unpin>(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tokio::io::AsyncWriteExt;
+
+    /// A stream that records each write it is given; it takes at most `max` bytes per write
+    /// and answers `Pending` (waking at once) every other call when `stutter` is set.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
+        flushes: Arc<AtomicU32>,
+        max: usize,
+        stutter: bool,
+        calls: Arc<AtomicU32>,
+    }
+
+    impl Recorder {
+        fn new(max: usize, stutter: bool) -> Self {
+            Self {
+                max,
+                stutter,
+                ..Self::default()
+            }
+        }
+        fn writes(&self) -> Vec<Vec<u8>> {
+            self.writes.lock().unwrap().clone()
+        }
+        fn bytes(&self) -> Vec<u8> {
+            self.writes().concat()
+        }
+    }
+
+    impl AsyncRead for Recorder {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+        }
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            if self.stutter && self.calls.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let mut took = Vec::new();
+            for b in bufs {
+                let n = (self.max - took.len()).min(b.len());
+                took.extend_from_slice(&b[..n]);
+            }
+            let n = took.len();
+            if n > 0 {
+                self.writes.lock().unwrap().push(took);
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn conn(rec: &Recorder, cork: bool) -> (ConnIo<Recorder>, tokio_util::task::TaskTracker) {
+        let tracker = tokio_util::task::TaskTracker::new();
+        let mut io = ConnIo::new(rec.clone(), Arc::new(ConnState::new(None)), tracker.token());
+        if cork {
+            io.cork_writes();
+        }
+        (io, tracker)
+    }
+
+    /// Distinct bytes, so that a lost, repeated or reordered byte shows.
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| seed.wrapping_add((i % 251) as u8))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn small_writes_are_held_until_the_flush_and_leave_in_one_write() {
+        let rec = Recorder::new(usize::MAX, false);
+        let (mut io, _t) = conn(&rec, true);
+        assert!(!io.is_write_vectored(), "h2 must copy small DATA frames");
+        let mut expect = Vec::new();
+        for i in 0..10u8 {
+            let frame = pattern(9 + 771, i);
+            io.write_all(&frame).await.unwrap();
+            expect.extend_from_slice(&frame);
+        }
+        assert!(rec.writes().is_empty(), "nothing leaves before the flush");
+        io.flush().await.unwrap();
+        assert_eq!(rec.writes().len(), 1);
+        assert_eq!(rec.bytes(), expect);
+        assert_eq!(rec.flushes.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_does_not_fit_leaves_behind_the_held_bytes_in_the_same_write() {
+        let rec = Recorder::new(usize::MAX, false);
+        let (mut io, _t) = conn(&rec, true);
+        let head = pattern(9, 1);
+        let body = pattern(CORK_MAX, 2);
+        io.write_all(&head).await.unwrap();
+        let n = io.write(&body).await.unwrap();
+        assert_eq!(n, body.len(), "the count is of the caller's bytes only");
+        assert_eq!(rec.writes(), vec![[head, body].concat()]);
+        io.flush().await.unwrap();
+        assert_eq!(rec.writes().len(), 1, "nothing was left to flush");
+    }
+
+    #[tokio::test]
+    async fn partial_and_pending_inner_writes_lose_and_reorder_nothing() {
+        for (max, stutter) in [(1, false), (7, true), (100, true), (5000, false)] {
+            let rec = Recorder::new(max, stutter);
+            let (mut io, _t) = conn(&rec, true);
+            let mut expect = Vec::new();
+            for (i, len) in [3usize, 900, 20_000, 1, 16_000, 70_000, 5]
+                .iter()
+                .enumerate()
+            {
+                let chunk = pattern(*len, i as u8);
+                io.write_all(&chunk).await.unwrap();
+                expect.extend_from_slice(&chunk);
+                if i % 3 == 2 {
+                    io.flush().await.unwrap();
+                }
+            }
+            io.flush().await.unwrap();
+            assert_eq!(rec.bytes(), expect, "max {max}, stutter {stutter}");
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_and_drop_write_out_what_is_held() {
+        let rec = Recorder::new(usize::MAX, false);
+        let (mut io, _t) = conn(&rec, true);
+        io.write_all(b"held").await.unwrap();
+        io.shutdown().await.unwrap();
+        assert_eq!(rec.bytes(), b"held");
+
+        let rec = Recorder::new(usize::MAX, false);
+        let (mut io, tracker) = conn(&rec, true);
+        io.write_all(b"never flushed").await.unwrap();
+        drop(io);
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+            .await
+            .expect("the close task ends");
+        assert_eq!(rec.bytes(), b"never flushed");
+    }
+
+    #[tokio::test]
+    async fn without_the_cork_every_write_goes_straight_through() {
+        let rec = Recorder::new(usize::MAX, false);
+        let (mut io, _t) = conn(&rec, false);
+        assert!(io.is_write_vectored());
+        io.write_all(b"one").await.unwrap();
+        io.write_all(b"two").await.unwrap();
+        assert_eq!(rec.writes(), vec![b"one".to_vec(), b"two".to_vec()]);
+    }
 }
