@@ -468,13 +468,28 @@ where
         tokio::pin!(graceful, force, wake, sleep);
         rare.fired.store(true, Ordering::Relaxed);
         let event = std::future::poll_fn(|cx| {
-            if let Poll::Ready(res) = conn.as_mut().poll(cx) {
-                return Poll::Ready(Event::Done(res));
-            }
-            // The HTTP/2 streams hyper accepted in that poll: their responses are queued
-            // in the connection, which the next poll (asked for here) flushes in one go.
-            if streams.is_some_and(StreamExec::run_queued) {
-                cx.waker().wake_by_ref();
+            // HTTP/2: flushes are put off while hyper runs (see ConnState::defer_flushes).
+            let mut defer = streams.is_some();
+            loop {
+                state.defer_flushes(defer);
+                let polled = conn.as_mut().poll(cx);
+                state.defer_flushes(false);
+                if let Poll::Ready(res) = polled {
+                    return Poll::Ready(Event::Done(res));
+                }
+                // The HTTP/2 streams hyper accepted in that poll: their responses are
+                // queued in the connection, which the next poll (asked for here) writes
+                // with what is held, in one go.
+                if streams.is_some_and(StreamExec::run_queued) {
+                    cx.waker().wake_by_ref();
+                    break;
+                }
+                // Nothing more to run: the flush that was put off happens now.
+                if defer && state.take_flush_owed() {
+                    defer = false;
+                    continue;
+                }
+                break;
             }
             // The events below are rare; they are polled only after one of them woke the
             // task (or on the first poll), not on every wake-up of the connection.

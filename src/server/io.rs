@@ -131,6 +131,11 @@ pub(crate) struct ConnState {
     wake_on_first: AtomicBool,
     /// Wakes the driver when a head starts whose deadline is before its next look.
     pub(crate) wake: tokio::sync::Notify,
+    /// Set by the driver while it polls the connection: a flush of corked writes is put off
+    /// until the driver's last poll of this wake-up ([`ConnState::defer_flushes`]).
+    defer_flush: AtomicBool,
+    /// A flush was put off and the cork still holds bytes.
+    flush_owed: AtomicBool,
 }
 
 impl ConnState {
@@ -146,7 +151,25 @@ impl ConnState {
             first_request: AtomicBool::new(false),
             wake_on_first: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
+            defer_flush: AtomicBool::new(false),
+            flush_owed: AtomicBool::new(false),
         }
+    }
+
+    /// While `on`, a flush of a corked [`ConnIo`] that holds bytes answers at once and
+    /// leaves them held. hyper's HTTP/2 flushes before each response body over 1 KiB, so
+    /// responses to one read of requests would still leave one write each; the driver sets
+    /// this while it polls the connection, then (when [`ConnState::take_flush_owed`] says a
+    /// flush was put off) polls it once more with it off, and that poll's flush (h2 flushes
+    /// at the end of every poll) writes them all at once. Only the connection's own task
+    /// reads and writes these flags.
+    pub(crate) fn defer_flushes(&self, on: bool) {
+        self.defer_flush.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether a flush was put off since the last real one (and clears the flag).
+    pub(crate) fn take_flush_owed(&self) -> bool {
+        self.flush_owed.swap(false, Ordering::Relaxed)
     }
 
     fn now_ms(&self) -> u64 {
@@ -368,7 +391,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
             return None;
         }
         if self.corked.capacity() == 0 {
-            self.corked.reserve(CORK_MAX);
+            // Room for a few small responses; it grows up to CORK_MAX when more come.
+            self.corked.reserve(len.max(CORK_MAX / 4));
         }
         for b in bufs {
             self.corked.extend_from_slice(b);
@@ -409,7 +433,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
                 self.corked.drain(..n);
                 continue;
             }
-            self.corked.clear();
+            // Freed, not kept: an idle HTTP/2 connection holds no cork.
+            self.corked = Vec::new();
             if n > held || bufs.iter().all(|b| b.is_empty()) {
                 return Poll::Ready(Ok(n - held));
             }
@@ -428,7 +453,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.state.on_write();
-            self.corked.drain(..n);
+            if n == self.corked.len() {
+                // Freed, not kept: an idle HTTP/2 connection holds no cork.
+                self.corked = Vec::new();
+            } else {
+                self.corked.drain(..n);
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -460,7 +490,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ConnIo<S
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.corked.is_empty() && this.state.defer_flush.load(Ordering::Relaxed) {
+            this.state.flush_owed.store(true, Ordering::Relaxed);
+            return Poll::Ready(Ok(()));
+        }
         std::task::ready!(this.poll_uncork(cx))?;
+        this.state.flush_owed.store(false, Ordering::Relaxed);
         Pin::new(this.inner()?).poll_flush(cx)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -694,6 +729,33 @@ mod tests {
             .await
             .expect("the close task ends");
         assert_eq!(rec.bytes(), b"never flushed");
+    }
+
+    #[tokio::test]
+    async fn a_flush_put_off_by_the_driver_holds_until_one_that_is_not() {
+        let rec = Recorder::new(usize::MAX, false);
+        let (mut io, _t) = conn(&rec, true);
+        let state = Arc::clone(&io.state);
+        // No bytes held: nothing is owed, the flush goes through.
+        state.defer_flushes(true);
+        io.flush().await.unwrap();
+        assert!(!state.take_flush_owed());
+        // Two responses, each followed by a flush, while the driver polls hyper.
+        io.write_all(&pattern(2000, 1)).await.unwrap();
+        io.flush().await.unwrap();
+        io.write_all(&pattern(3000, 2)).await.unwrap();
+        io.flush().await.unwrap();
+        state.defer_flushes(false);
+        assert!(rec.writes().is_empty());
+        assert!(state.take_flush_owed());
+        // The driver's last poll: hyper's flush writes both at once.
+        io.flush().await.unwrap();
+        assert_eq!(
+            rec.writes(),
+            vec![[pattern(2000, 1), pattern(3000, 2)].concat()]
+        );
+        assert!(!state.take_flush_owed());
+        assert_eq!(io.corked.capacity(), 0, "an idle connection holds no cork");
     }
 
     #[tokio::test]
