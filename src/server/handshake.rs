@@ -21,6 +21,8 @@ use crate::telemetry::{FailureClass, Metrics};
 
 /// Reads the PROXY header (trusted proxies), sniffs, answers plaintext, and runs the TLS
 /// handshake; None when the connection ended. Returns the client's address with the session.
+///
+/// `local` is the listener's address (a wildcard for a listener on all addresses).
 pub(super) async fn establish(
     tcp: TcpStream,
     peer: SocketAddr,
@@ -32,7 +34,8 @@ pub(super) async fn establish(
     let deadline = Instant::now() + shared.limits.handshake_timeout;
     let mut tcp = tcp;
     // Bytes read so far and not yet consumed: replayed to whoever handles the connection next.
-    let mut first = Vec::with_capacity(sniff::MAX_SNIFF);
+    // The first read takes a whole ClientHello when it is there: one read, not two.
+    let mut first = Vec::with_capacity(FIRST_READ);
     // With --proxy-protocol, a peer outside the trusted ranges is served directly, but must
     // not pass itself off as a proxy.
     let mut untrusted = false;
@@ -77,6 +80,7 @@ pub(super) async fn establish(
         }
     }
     if kind == Kind::Redirect {
+        let local = connection_local(&tcp, local);
         // Rare paths are boxed so that their buffers do not size every connection's task.
         let outcome = Box::pin(plaintext::answer(
             &mut tcp,
@@ -100,21 +104,22 @@ pub(super) async fn establish(
             Sniff::NeedMore => {}
             v => break Ok(v),
         }
-        let mut byte = [0u8; sniff::MAX_SNIFF];
-        let want = sniff::MAX_SNIFF.saturating_sub(first.len()).max(1);
-        match before_tls(&shared, deadline, tcp.read(&mut byte[..want])).await {
+        // Never fills: classify decides within MAX_SNIFF bytes.
+        first.reserve(sniff::MAX_SNIFF);
+        match before_tls(&shared, deadline, tcp.read_buf(&mut first)).await {
             Err(Cut::Timeout) => break Err(FailureClass::Timeout),
             Err(Cut::Shutdown) => {
                 closed_at_shutdown(peer);
                 return None;
             }
             Ok(Ok(0) | Err(_)) => break Err(FailureClass::Eof),
-            Ok(Ok(n)) => first.extend_from_slice(&byte[..n]),
+            Ok(Ok(_)) => {}
         }
     };
     match verdict {
         Ok(Sniff::Tls) => {}
         Ok(Sniff::Http) => {
+            let local = connection_local(&tcp, local);
             let outcome = Box::pin(plaintext::answer(
                 &mut tcp,
                 first,
@@ -255,6 +260,20 @@ pub(super) async fn establish(
     };
     Some((Box::new(tls), sni, peer))
 }
+
+/// The connection's own address: the listener's, unless that is a wildcard (then the
+/// kernel is asked; only the plaintext answer needs it, so a TLS connection never is).
+fn connection_local(tcp: &TcpStream, listener: SocketAddr) -> SocketAddr {
+    if listener.ip().is_unspecified() {
+        tcp.local_addr().unwrap_or(listener)
+    } else {
+        listener
+    }
+}
+
+/// How much the first read of a connection may take: a ClientHello with a post-quantum key
+/// share is about 1.8 KB.
+const FIRST_READ: usize = 2048;
 
 /// Why no PROXY header came from a trusted proxy.
 enum HeaderCut {
@@ -417,7 +436,10 @@ fn not_tls(shared: &Shared, peer: SocketAddr, first: &[u8]) {
         None,
         None,
         FailureClass::NotTls,
-        &format!("first bytes {first:02x?} are not a TLS handshake"),
+        &format!(
+            "first bytes {:02x?} are not a TLS handshake",
+            &first[..first.len().min(sniff::MAX_SNIFF)]
+        ),
     );
 }
 

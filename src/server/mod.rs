@@ -430,7 +430,8 @@ async fn accept_loop(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().ok().or(local).unwrap_or(peer);
+        // The listener's address (a wildcard one is resolved per connection where needed).
+        let local = local.unwrap_or(peer);
         let shared2 = Arc::clone(&shared);
         Metrics::inc(&shared.metrics.connections_total);
         shared
