@@ -463,6 +463,32 @@ async fn tls13_reconnect_resumes_with_a_ticket() {
     assert_second_connection_resumes(&server, config, ProtocolVersion::TLSv1_3).await;
 }
 
+/// The server holds its TLS 1.3 tickets back to send them with the first response; a
+/// client that sends nothing after its handshake still gets them, and resumes with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls13_tickets_reach_a_client_that_sends_nothing_after_its_handshake() {
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start(|_| {}).await;
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let config = Arc::new(config_for(&server, &[alpn], TLS13));
+        let mut tls = connect(&server, &config).await;
+        assert_eq!(tls.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
+        // Reading processes what arrives (the tickets; for h2 also the server's SETTINGS).
+        let mut buf = [0u8; 64];
+        let _ = tokio::time::timeout(Duration::from_millis(300), tls.read(&mut buf)).await;
+        drop(tls);
+        let tls = connect(&server, &config).await;
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "{}: no ticket arrived",
+            String::from_utf8_lossy(alpn)
+        );
+    }
+    let m = wait_for_metrics(&server, "two resumed", |m| m.handshakes_resumed == 2).await;
+    assert_eq!(m.handshakes_full, 2, "{m:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls12_reconnect_resumes_with_a_ticket() {
     let server = TestServer::start(|_| {}).await;

@@ -235,8 +235,21 @@ pub(super) async fn establish(
         .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
         .unwrap_or_default();
     let config = Arc::clone(shared.tls.for_hello(&hello));
-    let tls = match before_tls(&shared, deadline, start.into_stream(config)).await {
-        Ok(Ok(tls)) => tls,
+    let mut accept = start.into_stream(config);
+    if let Some(io) = accept.get_mut() {
+        io.hold_tickets();
+    }
+    let tls = match before_tls(&shared, deadline, accept).await {
+        Ok(Ok(mut tls)) => {
+            // Records that came after the client's Finished (its first request) are
+            // decrypted now; an error is kept by rustls and met by the first read.
+            let (io, conn) = tls.get_mut();
+            let request_waiting = conn
+                .process_new_packets()
+                .is_ok_and(|state| state.plaintext_bytes_to_read() > 0);
+            io.handshake_done(request_waiting);
+            tls
+        }
         Ok(Err(e)) => {
             let (class, why) = classify_error(&e);
             handshake_failed(&shared, peer, sni.as_deref(), Some(&alpn), class, &why);

@@ -30,12 +30,21 @@ pub(crate) const LINGER: Duration = Duration::from_secs(2);
 const CORK_MAX: usize = 16 * 1024;
 
 /// A stream that first yields `prefix`, then reads from `inner`; counts the bytes written.
+/// It can hold back the TLS 1.3 session tickets so that they leave with the first response
+/// (see [`Prefixed::hold_tickets`]).
 #[derive(Debug)]
 pub(crate) struct Prefixed<S> {
     prefix: Vec<u8>,
     pos: usize,
     inner: S,
     written: usize,
+    /// Whether a write that is a TLS 1.3 ticket flight is held back.
+    holding: bool,
+    /// Held bytes go out when a read finds nothing (no request came with the Finished).
+    drain_when_idle: bool,
+    /// Held bytes: they go out ahead of the next write, at shutdown, or when a read finds
+    /// nothing to read (a client that sent no request with its Finished).
+    held: Vec<u8>,
 }
 
 impl<S> Prefixed<S> {
@@ -45,6 +54,9 @@ impl<S> Prefixed<S> {
             pos: 0,
             inner,
             written: 0,
+            holding: false,
+            drain_when_idle: false,
+            held: Vec::new(),
         }
     }
 
@@ -52,9 +64,56 @@ impl<S> Prefixed<S> {
     pub(crate) fn written(&self) -> usize {
         self.written
     }
+
+    /// While on, a write made only of TLS application-data records longer than an alert is
+    /// held back: during a TLS 1.3 handshake that is the server's session tickets, which
+    /// rustls sends once the client's Finished arrives and which tokio-rustls writes and
+    /// flushes on their own. A client sends its first request with its Finished, so held
+    /// they leave with the response: one `writev` per handshake less. Every other handshake
+    /// write (flights start with a handshake record; an alert record is 19 bytes) goes out
+    /// at once. See [`Prefixed::handshake_done`].
+    pub(crate) fn hold_tickets(&mut self) {
+        self.holding = true;
+    }
+
+    /// The handshake is done: nothing more is held. What is held leaves ahead of the first
+    /// write (the response), or at shutdown; without `request_waiting` (no request came
+    /// with the client's Finished) also as soon as a read finds nothing to read.
+    pub(crate) fn handshake_done(&mut self, request_waiting: bool) {
+        self.holding = false;
+        self.drain_when_idle = !request_waiting;
+    }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+/// Whether `bufs` are whole TLS records, each of them application data (type 23) longer
+/// than an encrypted alert: the TLS 1.3 ticket flight, when written during the handshake.
+fn is_ticket_flight(bufs: &[io::IoSlice<'_>]) -> bool {
+    const APPLICATION_DATA: u8 = 23;
+    /// An encrypted TLS 1.3 alert: 2 bytes, the inner content type and a 16-byte tag.
+    const ALERT_LEN: usize = 19;
+    let total = bufs.iter().map(|b| b.len()).sum::<usize>();
+    if total == 0 || total > 16 * 1024 {
+        return false;
+    }
+    let joined: std::borrow::Cow<'_, [u8]> = match bufs {
+        [one] => std::borrow::Cow::Borrowed(&one[..]),
+        _ => bufs.iter().flat_map(|b| b.iter().copied()).collect(),
+    };
+    let mut rest = &joined[..];
+    while !rest.is_empty() {
+        let [kind, _, _, hi, lo, ..] = *rest else {
+            return false;
+        };
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if kind != APPLICATION_DATA || len <= ALERT_LEN || rest.len() < 5 + len {
+            return false;
+        }
+        rest = &rest[5 + len..];
+    }
+    true
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -70,26 +129,35 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            self.written = self.written.saturating_add(n);
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if res.is_pending() && !self.held.is_empty() && self.drain_when_idle {
+            // No request came with the client's Finished: the tickets go now.
+            let this = &mut *self;
+            if let Poll::Ready(Err(e)) = poll_drain(&mut this.inner, cx, &mut this.held) {
+                return Poll::Ready(Err(e));
+            }
         }
         res
     }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Held tickets are not flushed: tokio-rustls flushes at the end of the handshake
+        // and hyper may flush before its first write; they wait for that write (see
+        // `handshake_done`).
         Pin::new(&mut self.inner).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        std::task::ready!(poll_drain(&mut this.inner, cx, &mut this.held))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
     fn poll_write_vectored(
@@ -97,9 +165,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        let this = &mut *self;
+        if this.holding && is_ticket_flight(bufs) {
+            for b in bufs {
+                this.held.extend_from_slice(b);
+            }
+            let n = bufs.iter().map(|b| b.len()).sum::<usize>();
+            this.written = this.written.saturating_add(n);
+            return Poll::Ready(Ok(n));
+        }
+        let res = poll_write_behind(&mut this.inner, cx, &mut this.held, bufs);
         if let Poll::Ready(Ok(n)) = res {
-            self.written = self.written.saturating_add(n);
+            this.written = this.written.saturating_add(n);
         }
         res
     }
@@ -407,61 +484,85 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            let held = self.corked.len();
-            let res = if held == 0 {
-                Pin::new(self.inner()?).poll_write_vectored(cx, bufs)
-            } else {
-                let mut all = Vec::with_capacity(bufs.len() + 1);
-                all.push(io::IoSlice::new(&self.corked));
-                all.extend(bufs.iter().map(|b| io::IoSlice::new(b)));
-                let inner = self
-                    .inner
-                    .as_mut()
-                    .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-                Pin::new(inner).poll_write_vectored(cx, &all)
-            };
-            let n = match res {
-                Poll::Ready(Ok(n)) => n,
-                other => return other,
-            };
-            if n == 0 {
-                return Poll::Ready(Ok(0));
-            }
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let res = poll_write_behind(inner, cx, &mut self.corked, bufs);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.state.on_write();
-            if n < held {
-                self.corked.drain(..n);
-                continue;
-            }
-            // Freed, not kept: an idle HTTP/2 connection holds no cork.
-            self.corked = Vec::new();
-            if n > held || bufs.iter().all(|b| b.is_empty()) {
-                return Poll::Ready(Ok(n - held));
-            }
         }
+        res
     }
 
     /// Writes out what the cork holds.
     fn poll_uncork(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.corked.is_empty() {
-            let inner = self
-                .inner
-                .as_mut()
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-            let n = std::task::ready!(Pin::new(inner).poll_write(cx, &self.corked))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.state.on_write();
-            if n == self.corked.len() {
-                // Freed, not kept: an idle HTTP/2 connection holds no cork.
-                self.corked = Vec::new();
-            } else {
-                self.corked.drain(..n);
-            }
+        if self.corked.is_empty() {
+            return Poll::Ready(Ok(()));
         }
-        Poll::Ready(Ok(()))
+        let inner = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let before = self.corked.len();
+        let res = poll_drain(inner, cx, &mut self.corked);
+        if self.corked.len() < before {
+            self.state.on_write();
+        }
+        res
     }
+}
+
+/// Writes `bufs` behind `held` in one write to `inner`; `Ready(n)` counts `bufs`' bytes
+/// only. What of `held` went out leaves it; its allocation is freed once it is empty (an
+/// idle connection keeps none).
+fn poll_write_behind<W: AsyncWrite + Unpin>(
+    inner: &mut W,
+    cx: &mut Context<'_>,
+    held: &mut Vec<u8>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    loop {
+        let before = held.len();
+        if before == 0 {
+            return Pin::new(&mut *inner).poll_write_vectored(cx, bufs);
+        }
+        let mut all = Vec::with_capacity(bufs.len() + 1);
+        all.push(io::IoSlice::new(held));
+        all.extend(bufs.iter().map(|b| io::IoSlice::new(b)));
+        let n = std::task::ready!(Pin::new(&mut *inner).poll_write_vectored(cx, &all))?;
+        if n == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        if n < before {
+            held.drain(..n);
+            continue;
+        }
+        *held = Vec::new();
+        if n > before || bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(n - before));
+        }
+    }
+}
+
+/// Writes out all of `held`, freeing its allocation once it is empty.
+fn poll_drain<W: AsyncWrite + Unpin>(
+    inner: &mut W,
+    cx: &mut Context<'_>,
+    held: &mut Vec<u8>,
+) -> Poll<io::Result<()>> {
+    while !held.is_empty() {
+        let n = std::task::ready!(Pin::new(&mut *inner).poll_write(cx, held))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        if n == held.len() {
+            *held = Vec::new();
+        } else {
+            held.drain(..n);
+        }
+    }
+    Poll::Ready(Ok(()))
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ConnIo<S> {
@@ -563,7 +664,7 @@ pub(crate) async fn close_gracefully<S: AsyncRead + AsyncWrite + Unpin>(
 mod tests {
     use super::*;
     use std::sync::Mutex;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A stream that records each write it is given; it takes at most `max` bytes per write
     /// and answers `Pending` (waking at once) every other call when `stutter` is set.
@@ -756,6 +857,130 @@ mod tests {
         );
         assert!(!state.take_flush_owed());
         assert_eq!(io.corked.capacity(), 0, "an idle connection holds no cork");
+    }
+
+    /// TLS records of `kind` with payloads of these lengths.
+    fn records(kind: u8, lens: &[usize]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, len) in lens.iter().enumerate() {
+            out.extend_from_slice(&[kind, 3, 3]);
+            out.extend_from_slice(&u16::try_from(*len).unwrap().to_be_bytes());
+            out.extend_from_slice(&pattern(*len, i as u8));
+        }
+        out
+    }
+
+    #[test]
+    fn only_application_data_records_longer_than_an_alert_are_a_ticket_flight() {
+        let one = |b: &[u8]| is_ticket_flight(&[io::IoSlice::new(b)]);
+        assert!(one(&records(23, &[155, 155])));
+        // The same flight as rustls hands it over: one slice per record.
+        let (a, b) = (records(23, &[155]), records(23, &[200]));
+        assert!(is_ticket_flight(&[
+            io::IoSlice::new(&a),
+            io::IoSlice::new(&b)
+        ]));
+        // An encrypted alert (19 bytes) goes at once, alone or behind a ticket.
+        assert!(!one(&records(23, &[19])));
+        assert!(!one(&records(23, &[155, 19])));
+        // A flight that starts with a handshake record (ServerHello, a TLS 1.2 flight).
+        assert!(!one(&[records(22, &[122]), records(23, &[155])].concat()));
+        assert!(!one(&records(21, &[2])));
+        // Anything cut short or empty.
+        assert!(!one(&records(23, &[155])[..100]));
+        assert!(!one(&[23, 3, 3]));
+        assert!(!one(b""));
+    }
+
+    fn prefixed(rec: &Recorder) -> Prefixed<Recorder> {
+        let mut p = Prefixed::new(Vec::new(), rec.clone());
+        p.hold_tickets();
+        p
+    }
+
+    #[tokio::test]
+    async fn tickets_leave_with_the_first_response_when_a_request_came_with_the_finished() {
+        let rec = Recorder::new(usize::MAX, false);
+        let mut p = prefixed(&rec);
+        let flight = [
+            records(22, &[122]),
+            records(20, &[1]),
+            records(23, &[30, 900]),
+        ]
+        .concat();
+        p.write_all(&flight).await.unwrap();
+        p.flush().await.unwrap();
+        let tickets = records(23, &[155, 155]);
+        p.write_all(&tickets).await.unwrap();
+        p.flush().await.unwrap();
+        assert_eq!(rec.writes(), vec![flight.clone()], "the tickets are held");
+        assert_eq!(p.written(), flight.len() + tickets.len());
+        p.handshake_done(true);
+        let mut buf = [0u8; 16];
+        let _ = p.read(&mut buf).await.unwrap();
+        p.flush().await.unwrap();
+        assert_eq!(
+            rec.writes().len(),
+            1,
+            "neither a flush nor a read sends them"
+        );
+        let response = records(23, &[1200]);
+        p.write_all(&response).await.unwrap();
+        assert_eq!(rec.writes(), vec![flight, [tickets, response].concat()]);
+    }
+
+    /// A stream whose reads never complete (the client sent nothing more).
+    struct Silent(Recorder);
+
+    impl AsyncRead for Silent {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Silent {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_request_the_tickets_go_when_a_read_finds_nothing_or_at_shutdown() {
+        let rec = Recorder::new(usize::MAX, false);
+        let mut p = Prefixed::new(Vec::new(), Silent(rec.clone()));
+        p.hold_tickets();
+        let tickets = records(23, &[155, 155]);
+        p.write_all(&tickets).await.unwrap();
+        p.handshake_done(false);
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_millis(50), p.read(&mut buf)).await;
+        assert!(read.is_err(), "the read waits for the client");
+        assert_eq!(rec.bytes(), tickets);
+
+        let rec = Recorder::new(usize::MAX, false);
+        let mut p = prefixed(&rec);
+        p.write_all(&tickets).await.unwrap();
+        p.handshake_done(true);
+        p.shutdown().await.unwrap();
+        assert_eq!(
+            rec.bytes(),
+            tickets,
+            "shutdown sends them before close_notify"
+        );
     }
 
     #[tokio::test]
