@@ -1791,3 +1791,38 @@ async fn reload_without_index_html_keeps_the_old_table_in_service() {
     let (_, body) = f.get("/").await;
     assert_eq!(&body[..], b"<!doctype html><p>v3</p>\n");
 }
+
+/// Every response's `Date` is the time it was sent (the asset table is built with one, and
+/// each response replaces it), one value per response header, never the table's build time.
+#[tokio::test]
+async fn asset_responses_carry_the_current_date_once() {
+    let f = Fixture::new();
+    // The table was stamped at load; let the clock move past that second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for (uri, range) in [
+        ("/", None),
+        ("/robots.txt", None),
+        ("/robots.txt", Some("bytes=0-3")),
+        ("/robots.txt", Some("bytes=0-1,3-4")),
+    ] {
+        let before = std::time::SystemTime::now();
+        let headers: Vec<(&str, &str)> = range.map(|r| ("range", r)).into_iter().collect();
+        let (p, _) = f.get_with(uri, &headers).await;
+        let after = std::time::SystemTime::now();
+        assert_eq!(p.headers.get_all(header::DATE).iter().count(), 1, "{uri}");
+        let date = httpdate::parse_http_date(h(&p, header::DATE).unwrap()).unwrap();
+        let secs =
+            |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert!(
+            secs(before) <= secs(date) && secs(date) <= secs(after),
+            "{uri} {range:?}: Date {} is not the time of the response",
+            secs(date)
+        );
+    }
+    // A revalidation (304) is stamped too.
+    let (p, _) = f.get("/robots.txt").await;
+    let etag = h(&p, header::ETAG).unwrap().to_owned();
+    let (p, _) = f.get_with("/robots.txt", &[("if-none-match", &etag)]).await;
+    assert_eq!(p.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(p.headers.get_all(header::DATE).iter().count(), 1);
+}

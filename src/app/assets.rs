@@ -483,6 +483,8 @@ fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
             );
         }
         options.security.apply(&mut headers);
+        // Stamped with the time of each response (see `stamped`).
+        headers.insert(header::DATE, super::date_now());
         reps.push(Representation {
             encoding,
             bytes,

@@ -316,7 +316,7 @@ impl AssetService {
         if status == StatusCode::OK {
             if let Some(pre) = preconditions(asset, &rep.etag, req) {
                 return if pre == StatusCode::NOT_MODIFIED {
-                    let mut headers = rep.headers.clone();
+                    let mut headers = stamped(&rep.headers);
                     for h in [
                         header::CONTENT_LENGTH,
                         header::CONTENT_TYPE,
@@ -340,17 +340,17 @@ impl AssetService {
             }
         };
         let Some(range_value) = range_header else {
-            let mut headers = rep.headers.clone();
+            let mut headers = stamped(&rep.headers);
             if status != StatusCode::OK {
                 headers.insert(header::CACHE_CONTROL, headers::NO_CACHE);
             }
             return with_headers(status, headers, full(source));
         };
         if !if_range_holds(asset, &rep.etag, req) {
-            return with_headers(status, rep.headers.clone(), full(source));
+            return with_headers(status, stamped(&rep.headers), full(source));
         }
         match range::parse(range_value.as_bytes(), asset.len) {
-            Ranges::Ignore => with_headers(status, rep.headers.clone(), full(source)),
+            Ranges::Ignore => with_headers(status, stamped(&rep.headers), full(source)),
             Ranges::Unsatisfiable => {
                 let mut r = text(
                     StatusCode::RANGE_NOT_SATISFIABLE,
@@ -368,7 +368,7 @@ impl AssetService {
             }
             Ranges::Satisfiable(ranges) if ranges.len() == 1 => {
                 let r = &ranges[0];
-                let mut headers = rep.headers.clone();
+                let mut headers = stamped(&rep.headers);
                 headers::set(
                     &mut headers,
                     header::CONTENT_RANGE,
@@ -401,7 +401,7 @@ impl AssetService {
                 tail.put_slice(format!("\r\n--{}--\r\n", self.site.boundary).as_bytes());
                 parts.push(Part::Bytes(tail.freeze()));
                 let body = Body::from_parts(parts);
-                let mut headers = rep.headers.clone();
+                let mut headers = stamped(&rep.headers);
                 headers::set(
                     &mut headers,
                     header::CONTENT_TYPE,
@@ -535,6 +535,38 @@ fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
 fn without_body(r: Response<Body>) -> Response<Body> {
     let (parts, _) = r.into_parts();
     Response::from_parts(parts, Body::empty())
+}
+
+/// A copy of an asset's precomputed headers with the current `Date`. The maps carry a
+/// `Date` entry from the start, so this replaces a value in place: left to hyper, the date
+/// was an insert into a full copy, which reallocated its entries on every response.
+fn stamped(headers: &HeaderMap) -> HeaderMap {
+    let mut h = headers.clone();
+    if let Some(date) = h.get_mut(header::DATE) {
+        *date = date_now();
+    }
+    h
+}
+
+/// Now as an HTTP date; formatted at most once a second per thread.
+pub(crate) fn date_now() -> HeaderValue {
+    thread_local! {
+        static CACHED: std::cell::RefCell<(u64, HeaderValue)> =
+            const { std::cell::RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != secs {
+            let value = HeaderValue::from_str(&httpdate::fmt_http_date(now))
+                .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+            *cached = (secs, value);
+        }
+        cached.1.clone()
+    })
 }
 
 fn with_headers(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {

@@ -1,8 +1,10 @@
 //! IO wrappers around a client connection.
 //!
 //! [`Prefixed`] replays the bytes read while sniffing (TLS or plaintext?) before reading from
-//! the socket again, so sniffing needs no `peek` loop. [`ConnIo`] is the stream hyper sees:
-//! it records activity for the idle/header/stall deadlines and guarantees the close path:
+//! the socket again, so sniffing needs no `peek` loop, and holds the TLS 1.3 session tickets
+//! back so that they leave with the first response. [`ConnIo`] is the stream hyper sees: it
+//! corks HTTP/2's writes until a flush (the driver puts flushes off until the end of a
+//! wake-up), records activity for the idle/header/stall deadlines and guarantees the close path:
 //! whenever it is dropped (normal end, error, timeout, panic unwinding, forced shutdown) a
 //! task sends TLS close_notify if hyper did not, then reads until the peer's EOF for a short
 //! while so that closing never turns into a TCP RST that destroys data the client has not
