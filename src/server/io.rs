@@ -93,7 +93,7 @@ fn is_ticket_flight(bufs: &[io::IoSlice<'_>]) -> bool {
     const APPLICATION_DATA: u8 = 23;
     /// An encrypted TLS 1.3 alert: 2 bytes, the inner content type and a 16-byte tag.
     const ALERT_LEN: usize = 19;
-    let total = bufs.iter().map(|b| b.len()).sum::<usize>();
+    let total = total_len(bufs);
     if total == 0 || total > 16 * 1024 {
         return false;
     }
@@ -172,7 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
             for b in bufs {
                 this.held.extend_from_slice(b);
             }
-            let n = bufs.iter().map(|b| b.len()).sum::<usize>();
+            let n = total_len(bufs);
             this.written = this.written.saturating_add(n);
             return Poll::Ready(Ok(n));
         }
@@ -436,9 +436,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
     }
 
     fn inner(&mut self) -> io::Result<&mut S> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+        connected(&mut self.inner)
     }
 }
 
@@ -465,7 +463,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
     /// Takes `bufs` into the cork when they fit in it with what it holds; `None` when not.
     fn cork(&mut self, bufs: &[io::IoSlice<'_>]) -> Option<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum::<usize>();
+        let len = total_len(bufs);
         if self.corked.len() + len > CORK_MAX {
             return None;
         }
@@ -486,10 +484,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let inner = connected(&mut self.inner)?;
         let res = poll_write_behind(inner, cx, &mut self.corked, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.state.on_write();
@@ -502,10 +497,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         if self.corked.is_empty() {
             return Poll::Ready(Ok(()));
         }
-        let inner = self
-            .inner
-            .as_mut()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let inner = connected(&mut self.inner)?;
         let before = self.corked.len();
         let res = poll_drain(inner, cx, &mut self.corked);
         if self.corked.len() < before {
@@ -513,6 +505,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         }
         res
     }
+}
+
+/// The stream of a [`ConnIo`] until its drop hands it to the close path.
+fn connected<S>(inner: &mut Option<S>) -> io::Result<&mut S> {
+    inner
+        .as_mut()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+}
+
+/// The bytes in `bufs`.
+fn total_len(bufs: &[io::IoSlice<'_>]) -> usize {
+    bufs.iter().map(|b| b.len()).sum()
 }
 
 /// Writes `bufs` behind `held` in one write to `inner`; `Ready(n)` counts `bufs`' bytes
@@ -625,13 +629,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for ConnIo<S> {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let mut stream = stream;
-                if !corked.is_empty()
-                    && tokio::time::timeout(LINGER, stream.write_all(&corked))
-                        .await
-                        .map_or(true, |r| r.is_err())
-                {
-                    drop(token);
-                    return;
+                if !corked.is_empty() {
+                    let wrote = tokio::time::timeout(LINGER, stream.write_all(&corked)).await;
+                    if !matches!(wrote, Ok(Ok(()))) {
+                        drop(token);
+                        return;
+                    }
                 }
                 close_gracefully(stream, shut_down).await;
                 drop(token);

@@ -281,9 +281,12 @@ fn suite_rank(suite: rustls::CipherSuite) -> u8 {
         S::TLS13_AES_256_GCM_SHA384
         | S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
         | S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => 1,
-        _ => 2,
+        _ => CHACHA_RANK,
     }
 }
+
+/// [`suite_rank`] of the ChaCha20-Poly1305 suites (and of any other: the last).
+const CHACHA_RANK: u8 = 2;
 
 /// The server's two configurations, chosen per ClientHello by [`ServerConfigs::for_hello`].
 #[derive(Debug, Clone)]
@@ -317,7 +320,7 @@ impl ServerConfigs {
             .iter()
             .find(|c| ours.iter().any(|s| s.suite() == **c));
         match first {
-            Some(c) if suite_rank(*c) == 2 => &self.client_order,
+            Some(c) if suite_rank(*c) == CHACHA_RANK => &self.client_order,
             _ => &self.server_order,
         }
     }
