@@ -347,6 +347,10 @@ async fn serve_h1(
         b.max_headers(limits.max_headers);
     }
     loop {
+        // Each round serves at least one request or parks on the socket; the budget makes
+        // sure no sequence of rounds that never waits (bytes replayed from memory) can hold
+        // the worker thread.
+        tokio::task::coop::consume_budget().await;
         let conn = H1(Some(b.serve_connection(TokioIo::new(io), svc.clone())));
         let (parts, parked) = drive(Box::pin(conn), state, shared, Some(PARK_AFTER), None).await?;
         let hyper::server::conn::http1::Parts {
@@ -358,8 +362,9 @@ async fn serve_h1(
             // shutdown began: close (the close path sends close_notify).
             return Ok(());
         }
-        if !read_buf.is_empty() {
-            // The client already sent more: serve it at once.
+        if !read_buf.is_empty() || io.has_replay() {
+            // The client already sent more (in hyper's buffer, or replayed and not read yet):
+            // serve it at once. A parked connection holds nothing unread.
             io.replay(read_buf);
             continue;
         }

@@ -215,6 +215,9 @@ pub(crate) struct ConnState {
     defer_flush: AtomicBool,
     /// A flush was put off and the cork still holds bytes.
     flush_owed: AtomicBool,
+    /// The last write to the client could not go out (its receive window is full): the
+    /// connection is busy, not idle, until a write succeeds; see [`ConnState::check`].
+    write_blocked: AtomicBool,
 }
 
 impl ConnState {
@@ -232,6 +235,7 @@ impl ConnState {
             wake: tokio::sync::Notify::new(),
             defer_flush: AtomicBool::new(false),
             flush_owed: AtomicBool::new(false),
+            write_blocked: AtomicBool::new(false),
         }
     }
 
@@ -279,6 +283,14 @@ impl ConnState {
 
     fn on_write(&self) {
         self.last_io.store(self.now_ms(), Ordering::Relaxed);
+        if self.write_blocked.load(Ordering::Relaxed) {
+            self.write_blocked.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// A write found the client's receive window full.
+    fn on_write_blocked(&self) {
+        self.write_blocked.store(true, Ordering::Relaxed);
     }
 
     /// A request reached the service: its head is complete.
@@ -312,7 +324,12 @@ impl ConnState {
         self.next_look.store(u64::MAX, Ordering::SeqCst);
         let now = self.now_ms();
         let last = self.last_io.load(Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Acquire) > 0 {
+        // A response in flight, or written and waiting for the client to read it (hyper
+        // counts a small response as done once it is in its write buffer): never idle, so
+        // never parked (a parked connection must hold no buffered bytes); stalled when no
+        // byte moves for the idle timeout.
+        if self.in_flight.load(Ordering::Acquire) > 0 || self.write_blocked.load(Ordering::Relaxed)
+        {
             let due = last.saturating_add(millis(idle_timeout));
             return if now >= due {
                 Deadline::Stalled
@@ -423,8 +440,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         self.corking = true;
     }
 
-    /// Puts bytes back in front of the stream.
+    /// Puts bytes back in front of the stream. They count as just read: a request that
+    /// starts in them is not idle time (the driver must not park or time out a connection
+    /// whose next request is already here).
     pub(crate) fn replay(&mut self, bytes: bytes::Bytes) {
+        if !bytes.is_empty() {
+            self.state.on_read();
+        }
         if self.replay.is_empty() {
             self.replay = bytes;
         } else {
@@ -433,6 +455,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
             joined.extend_from_slice(&self.replay);
             self.replay = joined.freeze();
         }
+    }
+
+    /// Whether bytes put back with [`ConnIo::replay`] are still unread.
+    pub(crate) fn has_replay(&self) -> bool {
+        !self.replay.is_empty()
     }
 
     fn inner(&mut self) -> io::Result<&mut S> {
@@ -449,6 +476,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
         if !self.replay.is_empty() {
             let n = self.replay.len().min(buf.remaining());
             buf.put_slice(&self.replay.split_to(n));
+            self.state.on_read();
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
@@ -486,8 +514,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
     ) -> Poll<io::Result<usize>> {
         let inner = connected(&mut self.inner)?;
         let res = poll_write_behind(inner, cx, &mut self.corked, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.on_write();
+        match res {
+            Poll::Ready(Ok(n)) if n > 0 => self.state.on_write(),
+            Poll::Pending => self.state.on_write_blocked(),
+            _ => {}
         }
         res
     }
@@ -502,6 +532,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         let res = poll_drain(inner, cx, &mut self.corked);
         if self.corked.len() < before {
             self.state.on_write();
+        }
+        if res.is_pending() {
+            self.state.on_write_blocked();
         }
         res
     }
@@ -603,7 +636,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ConnIo<S
         }
         std::task::ready!(this.poll_uncork(cx))?;
         this.state.flush_owed.store(false, Ordering::Relaxed);
-        Pin::new(this.inner()?).poll_flush(cx)
+        let res = Pin::new(this.inner()?).poll_flush(cx);
+        match res {
+            // The TLS stream still holds records the socket did not take.
+            Poll::Pending => this.state.on_write_blocked(),
+            Poll::Ready(Ok(())) if this.state.write_blocked.load(Ordering::Relaxed) => {
+                this.state.on_write();
+            }
+            Poll::Ready(_) => {}
+        }
+        res
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
@@ -862,6 +904,37 @@ mod tests {
         );
         assert!(!state.take_flush_owed());
         assert_eq!(io.corked.capacity(), 0, "an idle connection holds no cork");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_whose_client_does_not_read_is_busy_not_parked_and_replayed_bytes_count_as_read(
+    ) {
+        let idle = Duration::from_secs(60);
+        let park = Some(Duration::from_millis(100));
+        let state = Arc::new(ConnState::new(None));
+        // A write the client's window did not take: waiting on the client is not idleness.
+        state.on_write_blocked();
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(matches!(state.check(idle, park), Deadline::Next(_)));
+        // ... until the idle timeout with no byte moved: stalled, as a response in flight.
+        tokio::time::advance(idle).await;
+        assert_eq!(state.check(idle, park), Deadline::Stalled);
+        // Once a write goes out, the connection is idle again and parks after the delay.
+        state.on_write();
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(state.check(idle, park), Deadline::Park);
+
+        // Bytes put back in front of the stream are activity: the next request is already
+        // here, so the driver must not park the connection before hyper reads them.
+        let tracker = tokio_util::task::TaskTracker::new();
+        let mut io = ConnIo::new(Recorder::default(), Arc::clone(&state), tracker.token());
+        io.replay(bytes::Bytes::from_static(b"GET / HTTP/1.1\r\n"));
+        assert!(io.has_replay());
+        assert!(matches!(state.check(idle, park), Deadline::Next(_)));
+        let mut buf = [0u8; 64];
+        let n = io.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"GET / HTTP/1.1\r\n");
+        assert!(!io.has_replay());
     }
 
     /// TLS records of `kind` with payloads of these lengths.

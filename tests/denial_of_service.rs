@@ -1,0 +1,156 @@
+//! One client must never deny service to the others (issue 14): attacks against the real
+//! binary, with a legitimate client fetching throughout, and the server's CPU and memory read
+//! from /proc while and after they run. Loopback only; every loop is bounded in count and
+//! time.
+
+mod support;
+
+use support::binary::Rampart;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The server process's CPU time so far (user + system), from /proc/PID/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').expect("stat has a command") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ is 100 on every Linux this runs on.
+    Duration::from_millis(ticks * 10)
+}
+
+/// The server process's resident memory, from /proc/PID/status.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc status")
+}
+
+/// Fetches `/` over a new TLS connection every 200 ms until `stop`; counts the fetches and
+/// records each failure (a fetch must complete within 2 s: a handshake that waits behind a
+/// spinning worker fails here).
+fn legitimate_client(
+    server: &Rampart,
+    stop: Arc<AtomicBool>,
+) -> (tokio::task::JoinHandle<Vec<String>>, Arc<AtomicUsize>) {
+    let addr = server.addr;
+    let config = server.client(&[b"http/1.1"]);
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&served);
+    let task = tokio::spawn(async move {
+        let mut failures = Vec::new();
+        let started = Instant::now();
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+            let at = started.elapsed();
+            let fetch = async {
+                let mut tls = support::tls_connect(addr, Arc::clone(&config), "localhost")
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
+                let mut all = Vec::new();
+                tls.read_to_end(&mut all)
+                    .await
+                    .map_err(|e| format!("read: {e}"))?;
+                if all.starts_with(b"HTTP/1.1 200 ") {
+                    Ok(())
+                } else {
+                    Err("not a 200".to_owned())
+                }
+            };
+            match tokio::time::timeout(Duration::from_secs(2), fetch).await {
+                Ok(Ok(())) => {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => failures.push(format!("at {at:?}: {e}")),
+                Err(_) => failures.push(format!("at {at:?}: no answer within 2 s")),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        failures
+    });
+    (task, served)
+}
+
+/// Finding 1: a client pipelines thousands of small GETs in one write without reading, so
+/// that the responses back up, reads a little, then leaves. The server used to spin one
+/// worker at 100% until the connection's idle deadline, and stop completing handshakes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelining_client_that_stops_reading_then_leaves_costs_no_cpu_and_blocks_no_one() {
+    let mut server = Rampart::start_with(&["--workers", "2"], |root| {
+        std::fs::write(
+            root.join("small.txt"),
+            b"small file for the pipelining attack\n",
+        )
+        .unwrap();
+    });
+    let pid = server.child.id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (legit, served) = legitimate_client(&server, Arc::clone(&stop));
+
+    // (requests in the burst, bytes read before leaving): the issue's smallest trigger, and
+    // one that reproduced the spin every time (a write of 1.8 MB, 3 MB read back).
+    for (round, (requests, read)) in [(8000, 1 << 20), (40_000, 3 << 20)].into_iter().enumerate() {
+        let mut rogue = server.connect(&[b"http/1.1"]).await;
+        let one = b"GET /small.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        let burst: Vec<u8> = one
+            .iter()
+            .copied()
+            .cycle()
+            .take(one.len() * requests)
+            .collect();
+        // One write of the whole burst; the server reads it while it can.
+        let wrote = tokio::time::timeout(Duration::from_secs(5), rogue.write_all(&burst)).await;
+        assert!(wrote.is_ok(), "round {round}: the burst was not taken in");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Read some of the backed-up responses, then leave.
+        let mut sink = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        while got < read {
+            match tokio::time::timeout(Duration::from_secs(2), rogue.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => got += n,
+                _ => break,
+            }
+        }
+        assert!(
+            got > 0,
+            "round {round}: the rogue client got no response at all"
+        );
+        drop(rogue);
+        // A second after it left, the server must be idle: less than 10% of a core over
+        // the next second (the legitimate client's fetches included).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = cpu_time(pid);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let used = cpu_time(pid) - before;
+        assert!(
+            used < Duration::from_millis(100),
+            "round {round}: the server used {used:?} of CPU in the second after the client left:\n{}",
+            server.log()
+        );
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let failures = legit.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "the legitimate client was not served throughout: {failures:?}\n{}",
+        server.log()
+    );
+    assert!(
+        served.load(Ordering::Relaxed) >= 10,
+        "too few legitimate fetches"
+    );
+    server.assert_alive();
+    let _ = rss_kib(pid);
+}
