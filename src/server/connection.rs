@@ -409,10 +409,23 @@ where
     // Set once an idle connection was asked to close: hyper closes an idle HTTP/1 connection
     // at once and an HTTP/2 one after GOAWAY; one that does not by then is dropped.
     let mut grace_until: Option<Instant> = None;
+    // Set when shutdown asked the connection to close (GOAWAY, `Connection: close`): once no
+    // request is in flight it gets SHUTDOWN_GRACE to close by itself, then it is closed
+    // (close_notify). hyper's HTTP/2 graceful shutdown waits for the client's answer to its
+    // PING, so a client that never answers held the connection, and the process, until the
+    // shutdown deadline.
+    let mut draining_since: Option<Instant> = None;
     let limits = &shared.limits;
     let rare = Arc::new(Rare::default());
     let rare_waker = std::task::Waker::from(Arc::clone(&rare));
     loop {
+        if let Some(quiet_at) = draining_since.and_then(|since| state.quiet_since(since)) {
+            if Instant::now() >= quiet_at + SHUTDOWN_GRACE {
+                return Err(Ended::deadline(
+                    "closed after shutdown: nothing in flight and the client did not close",
+                ));
+            }
+        }
         let next = match grace_until {
             Some(until) if Instant::now() >= until => {
                 Metrics::inc(&shared.metrics.connections_closed_stalled);
@@ -458,12 +471,16 @@ where
         if let Some(until) = first_request_until {
             if !closing && (state.wait_first_request() || Instant::now() >= until) {
                 closing = true;
+                draining_since = Some(Instant::now());
                 conn.as_mut().graceful_shutdown();
             }
         }
         let next = first_request_until
             .filter(|_| !closing)
             .map_or(next, |u| u.min(next));
+        // While draining, the end of the last request is not an event the driver hears of:
+        // it looks again every DRAIN_LOOK (shutdown only).
+        let next = draining_since.map_or(next, |_| next.min(Instant::now() + DRAIN_LOOK));
         state.set_next_look(next);
         let graceful_armed = !closing && first_request_until.is_none();
         let graceful = shared.tokens.graceful.cancelled();
@@ -524,6 +541,7 @@ where
             Event::Graceful => {
                 if state.wait_first_request() {
                     closing = true;
+                    draining_since = Some(Instant::now());
                     conn.as_mut().graceful_shutdown();
                 } else {
                     // A client that connected before shutdown gets its first request
@@ -536,6 +554,9 @@ where
         }
     }
 }
+
+/// How often a draining connection (shutdown began) looks whether its last request ended.
+const DRAIN_LOOK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What woke [`drive`].
 enum Event<T> {

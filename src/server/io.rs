@@ -356,6 +356,16 @@ impl ConnState {
         }
     }
 
+    /// With no request in flight and no write waiting for the client: since when, counting
+    /// from `since` at the earliest (the last byte moved, or `since`); `None` when busy.
+    pub(crate) fn quiet_since(&self, since: Instant) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 || self.write_blocked.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        Some(since.max(self.at(self.last_io.load(Ordering::Relaxed))))
+    }
+
     /// The driver will look at the deadlines again at `at` (or earlier, when notified).
     pub(crate) fn set_next_look(&self, at: Instant) {
         let ms = millis(at.saturating_duration_since(self.epoch));

@@ -4,6 +4,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod binary;
+pub mod h2raw;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
