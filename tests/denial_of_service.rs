@@ -152,5 +152,82 @@ async fn a_pipelining_client_that_stops_reading_then_leaves_costs_no_cpu_and_blo
         "too few legitimate fetches"
     );
     server.assert_alive();
-    let _ = rss_kib(pid);
+}
+
+/// A file streamed from disk in chunks (above the in-memory limit).
+const BIG: usize = 32 * 1024 * 1024;
+
+fn with_big_file(root: &std::path::Path) {
+    let data: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), data).unwrap();
+}
+
+/// Opens an HTTP/2 connection that grants no window (SETTINGS_INITIAL_WINDOW_SIZE = 0) and
+/// asks for the large file on `streams` streams; returns once every response head came.
+async fn zero_window_streams(
+    server: &Rampart,
+    streams: u32,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use support::h2raw;
+    let mut tls = server.connect(&[b"h2"]).await;
+    let mut out = h2raw::preface(&[(h2raw::INITIAL_WINDOW_SIZE, 0)]);
+    for i in 0..streams {
+        out.extend(h2raw::get(1 + 2 * i, "/big.bin"));
+    }
+    h2raw::send(&mut tls, &out).await;
+    let mut heads = 0;
+    let started = Instant::now();
+    while heads < streams {
+        let f = tokio::time::timeout(Duration::from_secs(10), h2raw::read_frame(&mut tls))
+            .await
+            .expect("response heads in time")
+            .expect("the connection stays open");
+        assert_ne!(f.kind, h2raw::DATA, "DATA sent without window");
+        assert_ne!(f.kind, h2raw::RST_STREAM, "a stream was refused: {f:?}");
+        if f.kind == h2raw::SETTINGS && f.flags & h2raw::ACK == 0 {
+            h2raw::send(&mut tls, &h2raw::frame(h2raw::SETTINGS, h2raw::ACK, 0, &[])).await;
+        }
+        if f.kind == h2raw::HEADERS {
+            heads += 1;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+    tls
+}
+
+/// Finding 2: HTTP/2 streams for a large file on connections that grant no window used to
+/// make the server read and hold a 256 KiB chunk per stream (26 MiB for 100 streams, 131 MiB
+/// for 4 x 128, and it stayed). Chunks are now read against a per-connection and a total
+/// budget, and the first chunk of a stream is small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_streams_that_get_no_window_hold_little_memory_and_block_no_one() {
+    let mut server = Rampart::start_with(&["--workers", "2"], with_big_file);
+    let pid = server.child.id();
+    // Warm up: one full download of the file over HTTP/2, as a legitimate client.
+    let mut client = support::H2::over(server.connect(&[b"h2"]).await, server.addr).await;
+    let (parts, body) = client.request("/big.bin", &[]).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(body.len(), BIG);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(pid);
+
+    let mut attackers = Vec::new();
+    for _ in 0..4 {
+        attackers.push(zero_window_streams(&server, 128).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = rss_kib(pid);
+    let per_connection = (during.saturating_sub(before)) / 4;
+    eprintln!("RSS {before} KiB before, {during} KiB with 4 x 128 zero-window streams: +{per_connection} KiB per connection");
+    assert!(
+        per_connection < 4 * 1024,
+        "RSS grew by {per_connection} KiB per attacking connection"
+    );
+
+    // Others are served throughout, the large file included.
+    let (parts, body) = client.request("/big.bin", &[]).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(body.len(), BIG);
+    drop(attackers);
+    server.assert_alive();
 }

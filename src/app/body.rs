@@ -9,6 +9,11 @@
 //! a served app) is streamed without a thread hand-off per chunk, and a cold one never
 //! blocks a worker. Chunk buffers go back to their body when the connection is done with
 //! them, so a large file is streamed through one or two buffers, allocated and zeroed once.
+//!
+//! Memory: a body given a [`SendBudget`] takes each chunk's size from it before reading and
+//! gives it back when the connection drops the chunk (app/budget.rs); the first chunk is
+//! [`FIRST_CHUNK`] and each next one twice the last, up to [`FILE_CHUNK`], so a stream the
+//! client never reads holds one small chunk.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -22,8 +27,15 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-/// Bytes read from disk per frame when streaming a file.
-const FILE_CHUNK: u64 = 256 * 1024;
+use super::budget::{Permit, SendBudget, Waiter};
+
+/// The most bytes read from disk per frame when streaming a file.
+const FILE_CHUNK: u32 = 256 * 1024;
+
+/// The first chunk of a file: one TLS record's worth. Each next chunk is twice the last, up
+/// to [`FILE_CHUNK`]: a large file reaches full chunks after 240 KiB, and a stream whose
+/// client grants no window holds 16 KiB, not 256.
+const FIRST_CHUNK: u32 = 16 * 1024;
 
 /// One piece of a response body.
 #[derive(Debug)]
@@ -62,6 +74,10 @@ pub struct Body {
     spare: Option<Arc<Spare>>,
     remaining: u64,
     guard: Option<Box<dyn OnDone>>,
+    /// The size of the next file chunk.
+    chunk_size: u32,
+    /// The connection's send budget, for bodies that stream from a file.
+    budget: Option<Box<Waiter>>,
 }
 
 impl std::fmt::Debug for Body {
@@ -93,7 +109,20 @@ impl Body {
             spare: None,
             remaining,
             guard: None,
+            chunk_size: FIRST_CHUNK,
+            budget: None,
         }
+    }
+
+    /// File chunks of this body take their size from `budget` before they are read, and
+    /// give it back when the connection drops them (sent or abandoned). In-memory bodies
+    /// take nothing, and keep no reference to it.
+    #[must_use]
+    pub fn with_budget(mut self, budget: &SendBudget) -> Self {
+        if self.parts.iter().any(|p| matches!(p, Part::File { .. })) {
+            self.budget = Some(Box::new(Waiter::new(budget)));
+        }
+        self
     }
 
     /// Attaches a value dropped together with the body (after the last byte is sent, or
@@ -125,8 +154,22 @@ impl http_body::Body for Body {
                 let res = ready!(Pin::new(task).poll(cx));
                 this.pending = None;
                 let buf = res.map_err(io::Error::other).and_then(|r| r)?;
-                return Poll::Ready(Some(Ok(this.chunk(buf))));
+                let permit = this.budget.as_mut().and_then(|w| w.reading.take());
+                return Poll::Ready(Some(Ok(this.chunk(buf, permit))));
             }
+            // The next file chunk's size, and its room in the send budget before it is read.
+            let next = match this.parts.front() {
+                Some(Part::File { len, .. }) if *len > 0 => Some(*len),
+                _ => None,
+            };
+            // At most FILE_CHUNK, so the cast is lossless.
+            #[allow(clippy::cast_possible_truncation)]
+            let n = next.map_or(0, |len| len.min(u64::from(this.chunk_size)) as usize);
+            let permit = match (next, this.budget.as_mut()) {
+                (Some(_), Some(waiter)) => ready!(waiter.poll_permit(cx, n)),
+                _ => None,
+            };
+            let n = permit.as_ref().map_or(n, |p| n.min(p.bytes()));
             match this.parts.pop_front() {
                 None => {
                     if let Some(guard) = this.guard.take() {
@@ -141,9 +184,7 @@ impl http_body::Body for Body {
                 }
                 Some(Part::File { len: 0, .. }) => {}
                 Some(Part::File { file, offset, len }) => {
-                    // At most FILE_CHUNK, so the cast is lossless.
-                    #[allow(clippy::cast_possible_truncation)]
-                    let n = len.min(FILE_CHUNK) as usize;
+                    this.chunk_size = (this.chunk_size * 2).min(FILE_CHUNK);
                     let mut buf = this.spare().take(n);
                     // Some(count) read from the page cache, None: the disk must be waited for.
                     let cached = match read_cached(&file, &mut buf, offset) {
@@ -162,7 +203,10 @@ impl http_body::Body for Body {
                     }
                     if let Some(got) = cached {
                         buf.truncate(got);
-                        return Poll::Ready(Some(Ok(this.chunk(buf))));
+                        return Poll::Ready(Some(Ok(this.chunk(buf, permit))));
+                    }
+                    if let Some(waiter) = this.budget.as_mut() {
+                        waiter.reading = permit;
                     }
                     this.pending = Some(tokio::task::spawn_blocking(move || {
                         read_exact_at(&file, &mut buf, offset).map(|()| buf)
@@ -184,10 +228,14 @@ impl http_body::Body for Body {
 impl Body {
     /// Wraps a filled buffer as the next frame; its allocation comes back to `spare` when
     /// the connection drops the frame.
-    fn chunk(&mut self, buf: Vec<u8>) -> Frame<Bytes> {
+    fn chunk(&mut self, buf: Vec<u8>, permit: Option<Permit>) -> Frame<Bytes> {
         self.remaining -= buf.len() as u64;
         let home = Arc::clone(self.spare());
-        Frame::data(Bytes::from_owner(Chunk { buf, home }))
+        Frame::data(Bytes::from_owner(Chunk {
+            buf,
+            home,
+            _permit: permit,
+        }))
     }
 
     /// The buffers of this body's file chunks (made with the first; in-memory bodies have
@@ -221,10 +269,11 @@ impl Spare {
     }
 }
 
-/// The owner of one frame's bytes: gives its buffer back on drop.
+/// The owner of one frame's bytes: gives its buffer back, and its send budget, on drop.
 struct Chunk {
     buf: Vec<u8>,
     home: Arc<Spare>,
+    _permit: Option<Permit>,
 }
 
 impl AsRef<[u8]> for Chunk {
@@ -305,8 +354,10 @@ fn read_cached(_: &File, _: &mut [u8], _: u64) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::SendPool;
     use http_body_util::BodyExt;
     use std::io::Write;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn file_parts_stream_exact_bytes_in_chunks() {
@@ -337,7 +388,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(frame) = body.frame().await {
             let data = frame.unwrap().into_data().unwrap();
-            assert!(data.len() as u64 <= FILE_CHUNK);
+            assert!(data.len() <= FILE_CHUNK as usize);
             out.extend_from_slice(&data);
         }
         assert_eq!(body.remaining(), 0);
@@ -361,6 +412,42 @@ mod tests {
         // A short range after long chunks reuses a larger buffer, shrunk.
         let out = stream_dropping_frames(file, 77, 1000).await;
         assert_eq!(out, &data[77..1077]);
+    }
+
+    #[tokio::test]
+    async fn chunks_start_small_double_and_wait_for_room_in_the_send_budget() {
+        let (file, data) = patterned_file(1_000_000);
+        let pool = SendPool::new(1 << 20);
+        let budget = SendBudget::for_connection(&pool, 64 * 1024);
+        let mut body = Body::from_parts(vec![Part::File {
+            file,
+            offset: 0,
+            len: 1_000_000,
+        }])
+        .with_budget(&budget);
+        // Held frames keep their budget: 16 + 32 KiB fit in 64 KiB, the next 64 KiB not.
+        let a = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let b = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!((a.len(), b.len()), (16 * 1024, 32 * 1024));
+        let waiting = tokio::time::timeout(Duration::from_millis(50), body.frame()).await;
+        assert!(
+            waiting.is_err(),
+            "a chunk was read beyond the connection's budget"
+        );
+        let mut out = [a, b].concat();
+        // Once they are sent (dropped), the rest streams, whole and in order; each chunk is
+        // at most the connection's budget.
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            assert!(data.len() <= 64 * 1024);
+            out.extend_from_slice(&data);
+        }
+        assert_eq!(out, data);
+        // An in-memory body keeps no budget.
+        assert!(Body::from_bytes(Bytes::from_static(b"x"))
+            .with_budget(&budget)
+            .budget
+            .is_none());
     }
 
     #[tokio::test]

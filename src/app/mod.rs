@@ -9,6 +9,7 @@
 
 pub mod assets;
 pub mod body;
+pub mod budget;
 pub mod encoding;
 pub mod headers;
 pub mod path;
@@ -31,6 +32,7 @@ use http::{Method, Request, Response, StatusCode};
 pub use assets::{Asset, AssetTable, BuildError, BuildOptions};
 use body::Part;
 pub use body::{Body, OnDone};
+pub use budget::{SendBudget, SendPool};
 use encoding::Encoding;
 pub use headers::SecurityHeaders;
 use range::Ranges;

@@ -22,6 +22,7 @@ use super::handshake::{establish, SHUTDOWN_GRACE};
 use super::io::{ConnIo, ConnState, Deadline, Prefixed};
 use super::service::{ConnInfo, ConnService};
 use super::Shared;
+use crate::app::budget::{self, SendBudget};
 use crate::telemetry::Metrics;
 
 /// What a listener speaks.
@@ -89,6 +90,10 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
         metrics: Arc::clone(&shared.metrics),
         h2,
         access,
+        budget: Arc::new(SendBudget::for_connection(
+            &shared.send_pool,
+            budget::CONNECTION_MAX,
+        )),
     };
     let result = if h2 {
         serve_h2(io, svc, &state, shared).await

@@ -63,6 +63,9 @@ pub(crate) struct Shared {
     /// With `--proxy-protocol`: the `--trusted-proxy` ranges, whose connections must start
     /// with a PROXY header (server/proxy.rs). `None`: PROXY headers are not read.
     pub(crate) trusted_proxies: Option<Vec<Cidr>>,
+    /// File bytes read for responses and not yet sent, all connections together (each
+    /// connection has its own share of it, app/budget.rs).
+    pub(crate) send_pool: crate::app::SendPool,
 }
 
 /// How the drain went.
@@ -165,6 +168,7 @@ impl Server {
             https_port,
             warn_limit: RateLimit::new(20, Duration::from_secs(10)),
             access_log: config.access_log,
+            send_pool: crate::app::SendPool::default(),
             draining: AtomicBool::new(false),
             trusted_proxies: config
                 .proxy_protocol

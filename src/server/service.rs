@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use hyper::body::Incoming;
 
 use super::io::{ConnState, InFlight};
-use crate::app::{AssetService, Body};
+use crate::app::{AssetService, Body, SendBudget};
 use crate::telemetry::Metrics;
 
 /// The per-connection hyper service: counts requests in flight (for the deadlines) around
@@ -25,6 +25,8 @@ pub(super) struct ConnService {
     pub(super) h2: bool,
     /// The connection as the access log describes it; None when the access log is off.
     pub(super) access: Option<Arc<ConnInfo>>,
+    /// The connection's share of the file bytes read and not yet sent.
+    pub(super) budget: Arc<SendBudget>,
 }
 
 /// What the access log says about a request's connection.
@@ -66,6 +68,7 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
         ConnFuture {
             inner,
             done: Some(done),
+            budget: Arc::clone(&self.budget),
         }
     }
 }
@@ -73,6 +76,7 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
 pub(super) struct ConnFuture {
     inner: crate::app::ResponseFuture,
     done: Option<RequestDone>,
+    budget: Arc<SendBudget>,
 }
 
 impl Future for ConnFuture {
@@ -85,7 +89,8 @@ impl Future for ConnFuture {
             Some(mut done) => {
                 done.status = r.status().as_u16();
                 done.len = r.body().remaining();
-                r.map(|b| b.with_guard(done))
+                let budget = &this.budget;
+                r.map(|b| b.with_guard(done).with_budget(budget))
             }
             None => r,
         }))

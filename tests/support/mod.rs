@@ -224,6 +224,10 @@ pub struct H2 {
 impl H2 {
     pub async fn connect(server: &TestServer) -> Self {
         let tls = server.connect(server.client(&[b"h2"])).await;
+        Self::over(tls, server.addr).await
+    }
+
+    pub async fn over(tls: TlsStream<TcpStream>, addr: SocketAddr) -> Self {
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
         let (send, conn) =
             hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
@@ -232,7 +236,7 @@ impl H2 {
         tokio::spawn(conn);
         Self {
             send,
-            authority: format!("localhost:{}", server.addr.port()),
+            authority: format!("localhost:{}", addr.port()),
         }
     }
 
