@@ -8,10 +8,8 @@
 //! it in atomically ([`super::Site::reload`]). This module never serves; it only builds.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, Metadata};
-use std::hash::{Hash, Hasher};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,13 +20,12 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 use super::encoding::Encoding;
 use super::headers::{self as policy, SecurityHeaders};
+use super::tree::{Found, Tree, Unreadable};
 
 /// Text assets smaller than this are not compressed: the saving would not pay the header.
 const MIN_COMPRESS: u64 = 256;
 /// Brotli quality 11 is slow; above this size quality 9 keeps redeploys quick.
 const BROTLI_MAX_QUALITY_LIMIT: u64 = 1024 * 1024;
-/// Directory depth walked below the root.
-const MAX_DEPTH: usize = 32;
 
 /// Why a table could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +41,12 @@ pub enum BuildError {
     /// The root has no index.html (a deploy may be half-copied).
     #[error("{0}: no index.html")]
     MissingIndex(PathBuf),
+}
+
+impl From<Unreadable> for BuildError {
+    fn from(Unreadable { path, source }: Unreadable) -> Self {
+        Self::Io { path, source }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
@@ -174,8 +177,15 @@ impl AssetTable {
         options: &BuildOptions,
         previous: Option<&AssetTable>,
     ) -> Result<Self, BuildError> {
-        let found = scan(root)?;
-        let fingerprint = fingerprint_of(&found);
+        Self::from_tree(&Tree::walk(root)?, options, previous)
+    }
+
+    /// Builds a table from a walk of the root (see [`Self::build`]).
+    pub(crate) fn from_tree(
+        tree: &Tree,
+        options: &BuildOptions,
+        previous: Option<&AssetTable>,
+    ) -> Result<Self, BuildError> {
         let mut reuse: HashMap<&str, &Arc<Asset>> = HashMap::new();
         if let Some(prev) = previous {
             for (url, asset) in &prev.assets {
@@ -183,17 +193,17 @@ impl AssetTable {
             }
         }
         // Load what changed, in parallel: compression dominates start-up.
-        let todo: Vec<&Found> = found
-            .files
+        let todo: Vec<&Found> = tree
+            .files()
             .iter()
             .filter(|f| reuse.get(f.url.as_str()).is_none_or(|a| a.stamp != f.stamp))
             .collect();
         let loaded = load_parallel(&todo, options)?;
         let mut assets: HashMap<Box<str>, Arc<Asset>> =
-            HashMap::with_capacity(found.files.len() * 2);
+            HashMap::with_capacity(tree.files().len() * 2);
         let mut dirs = HashSet::new();
         let (mut files, mut bytes) = (0, 0);
-        for f in &found.files {
+        for f in tree.files() {
             let asset = match loaded.get(f.url.as_str()) {
                 Some(a) => Arc::clone(a),
                 None => Arc::clone(reuse[f.url.as_str()]),
@@ -211,7 +221,7 @@ impl AssetTable {
         let index = assets
             .get("/index.html")
             .cloned()
-            .ok_or_else(|| BuildError::MissingIndex(root.to_owned()))?;
+            .ok_or_else(|| BuildError::MissingIndex(tree.root().to_owned()))?;
         let not_found = assets.get("/404.html").cloned();
         let generation = previous.map_or(1, |p| p.generation + 1);
         Ok(Self {
@@ -222,7 +232,7 @@ impl AssetTable {
             generation,
             files,
             bytes,
-            fingerprint,
+            fingerprint: tree.fingerprint(),
         })
     }
 
@@ -231,143 +241,8 @@ impl AssetTable {
     /// # Errors
     /// [`BuildError::Io`] when the root cannot be read.
     pub fn is_stale(&self, root: &Path) -> Result<bool, BuildError> {
-        Ok(fingerprint_of(&scan(root)?) != self.fingerprint)
+        Ok(Tree::walk(root)?.fingerprint() != self.fingerprint)
     }
-}
-
-struct Found {
-    url: String,
-    path: PathBuf,
-    meta: Metadata,
-    /// Precompressed files next to it, if any.
-    br: Option<PathBuf>,
-    gz: Option<PathBuf>,
-    stamp: u64,
-}
-
-struct Scan {
-    files: Vec<Found>,
-}
-
-/// Walks the root: UTF-8 names only, no dotfiles but `/.well-known/`, symlinks followed only
-/// while they stay inside the root, directory cycles cut.
-fn scan(root: &Path) -> Result<Scan, BuildError> {
-    let canon_root = fs::canonicalize(root).map_err(io_err(root))?;
-    let mut files: Vec<(String, PathBuf, Metadata)> = Vec::new();
-    let mut visited = HashSet::new();
-    visited.insert(canon_root.clone());
-    let mut stack = vec![(canon_root.clone(), String::new(), 0usize)];
-    while let Some((dir, url_prefix, depth)) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if depth > 0 => {
-                tracing::warn!(dir = %dir.display(), error = %e, "skipping unreadable directory");
-                continue;
-            }
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                tracing::warn!(path = %entry.path().display(), "skipping file whose name is not UTF-8");
-                continue;
-            };
-            if name.starts_with('.') && !(depth == 0 && name == ".well-known") {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(link_meta) = entry.metadata() else {
-                continue;
-            };
-            let (real, meta) = if link_meta.file_type().is_symlink() {
-                match fs::canonicalize(&path) {
-                    Ok(target) if target.starts_with(&canon_root) => match fs::metadata(&target) {
-                        Ok(m) => (target, m),
-                        Err(_) => continue,
-                    },
-                    _ => {
-                        tracing::warn!(path = %path.display(), "skipping symlink that leaves the root");
-                        continue;
-                    }
-                }
-            } else {
-                (path, link_meta)
-            };
-            let url = format!("{url_prefix}/{name}");
-            if meta.is_dir() {
-                if depth + 1 < MAX_DEPTH
-                    && visited.insert(fs::canonicalize(&real).unwrap_or(real.clone()))
-                {
-                    stack.push((real, url, depth + 1));
-                }
-            } else if meta.is_file() {
-                files.push((url, real, meta));
-            }
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    let urls: HashSet<&str> = files.iter().map(|f| f.0.as_str()).collect();
-    // `x.br` / `x.gz` next to `x` are variants of x, not assets of their own.
-    let sidecar = |url: &str| {
-        [".br", ".gz"].iter().any(|ext| {
-            url.strip_suffix(ext)
-                .is_some_and(|base| urls.contains(base))
-        })
-    };
-    let sidecars: HashSet<String> = files
-        .iter()
-        .filter(|f| sidecar(&f.0))
-        .map(|f| f.0.clone())
-        .collect();
-    let by_url: HashMap<&str, &(String, PathBuf, Metadata)> =
-        files.iter().map(|f| (f.0.as_str(), f)).collect();
-    let mut out = Vec::with_capacity(files.len());
-    for (url, path, meta) in &files {
-        if sidecars.contains(url) {
-            continue;
-        }
-        let br = by_url
-            .get(format!("{url}.br").as_str())
-            .map(|f| f.1.clone());
-        let gz = by_url
-            .get(format!("{url}.gz").as_str())
-            .map(|f| f.1.clone());
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        stamp_of(meta).hash(&mut h);
-        for side in [format!("{url}.br"), format!("{url}.gz")] {
-            by_url
-                .get(side.as_str())
-                .map(|f| stamp_of(&f.2))
-                .hash(&mut h);
-        }
-        out.push(Found {
-            url: url.clone(),
-            path: path.clone(),
-            meta: meta.clone(),
-            br,
-            gz,
-            stamp: h.finish(),
-        });
-    }
-    Ok(Scan { files: out })
-}
-
-fn stamp_of(meta: &Metadata) -> (u64, i64, i64, u64, u64) {
-    (
-        meta.len(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ino(),
-        meta.dev(),
-    )
-}
-
-fn fingerprint_of(scan: &Scan) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in &scan.files {
-        (&f.url, f.stamp).hash(&mut h);
-    }
-    h.finish()
 }
 
 fn load_parallel<'a>(

@@ -13,6 +13,7 @@ pub mod encoding;
 pub mod headers;
 pub mod path;
 pub mod range;
+pub mod tree;
 pub(crate) mod watch;
 
 use std::convert::Infallible;
