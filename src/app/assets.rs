@@ -6,6 +6,9 @@
 //!
 //! The table is immutable: a redeploy builds a new one (reusing unchanged entries) and swaps
 //! it in atomically ([`super::Site::reload`]). This module never serves; it only builds.
+//!
+//! Nor does it log: what the walk refused and the sidecars the build ignored are the
+//! table's [`Finding`]s, reported by whoever swaps the table in (see [`super::tree`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -20,7 +23,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 use super::encoding::Encoding;
 use super::headers::{self as policy, SecurityHeaders};
-use super::tree::{Found, Tree, Unreadable};
+use super::tree::{Finding, Found, Tree, Unreadable};
 
 /// Text assets smaller than this are not compressed: the saving would not pay the header.
 const MIN_COMPRESS: u64 = 256;
@@ -94,6 +97,9 @@ pub struct Asset {
     pub(crate) encodings: Vec<Encoding>,
     pub(crate) content_type: HeaderValue,
     stamp: u64,
+    /// Sidecars ignored while loading it; kept so a table that reuses the asset still has
+    /// them among its findings.
+    findings: Vec<Finding>,
 }
 
 impl Asset {
@@ -141,6 +147,7 @@ pub struct AssetTable {
     files: usize,
     bytes: u64,
     fingerprint: u64,
+    findings: Vec<Finding>,
 }
 
 impl AssetTable {
@@ -168,7 +175,16 @@ impl AssetTable {
         self.generation
     }
 
+    /// What the build refused or worked around: the walk's findings (sorted by path), then
+    /// the ignored sidecars of every asset (reused ones included), in URL order. Not logged
+    /// here: see [`Finding::log`].
+    #[must_use]
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
     /// Builds a table from `root`, reusing entries of `previous` whose files are unchanged.
+    /// Logs nothing; its [`findings`](Self::findings) are the caller's to report.
     ///
     /// # Errors
     /// [`BuildError`] when the root cannot be read or has no index.html.
@@ -186,6 +202,11 @@ impl AssetTable {
         options: &BuildOptions,
         previous: Option<&AssetTable>,
     ) -> Result<Self, BuildError> {
+        // Before loading anything: a half-copied deploy is refused on every poll until it
+        // is complete, and costs only its walk each time.
+        if !tree.files().iter().any(|f| f.url == "/index.html") {
+            return Err(BuildError::MissingIndex(tree.root().to_owned()));
+        }
         let mut reuse: HashMap<&str, &Arc<Asset>> = HashMap::new();
         if let Some(prev) = previous {
             for (url, asset) in &prev.assets {
@@ -203,12 +224,14 @@ impl AssetTable {
             HashMap::with_capacity(tree.files().len() * 2);
         let mut dirs = HashSet::new();
         let (mut files, mut bytes) = (0, 0);
+        let mut findings = tree.findings().to_vec();
         for f in tree.files() {
             let asset = match loaded.get(f.url.as_str()) {
                 Some(a) => Arc::clone(a),
                 None => Arc::clone(reuse[f.url.as_str()]),
             };
             files += 1;
+            findings.extend(asset.findings.iter().cloned());
             bytes += asset.reps.iter().map(|r| r.bytes.len() as u64).sum::<u64>();
             if let Some(dir) = f.url.strip_suffix("/index.html") {
                 assets.insert(format!("{dir}/").into(), Arc::clone(&asset));
@@ -233,15 +256,22 @@ impl AssetTable {
             files,
             bytes,
             fingerprint: tree.fingerprint(),
+            findings,
         })
     }
 
-    /// Whether the files under `root` differ from this table (cheap: metadata only).
+    /// Whether the files under `root` differ from this table (cheap: metadata only). An
+    /// entry the walk refuses on every poll (a symlink out of the root) is no difference.
     ///
     /// # Errors
     /// [`BuildError::Io`] when the root cannot be read.
     pub fn is_stale(&self, root: &Path) -> Result<bool, BuildError> {
         Ok(Tree::walk(root)?.fingerprint() != self.fingerprint)
+    }
+
+    /// The fingerprint of the walk this table was built from.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 }
 
@@ -315,9 +345,10 @@ fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
     };
 
     let mut variants: Vec<(Encoding, Bytes)> = Vec::new();
+    let mut findings = Vec::new();
     if matches!(content, Content::Memory) && compressible && len >= MIN_COMPRESS {
         for (enc, sidecar) in [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)] {
-            if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity) {
+            if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity, &mut findings) {
                 variants.push((enc, bytes));
             }
         }
@@ -376,23 +407,31 @@ fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
         encodings,
         content_type: ct,
         stamp: f.stamp,
+        findings,
     })
 }
 
 /// A compressed variant: the sidecar file if it decompresses to exactly `identity` (a stale
-/// sidecar would serve wrong bytes), else compressed here; kept only if smaller.
-fn variant(enc: Encoding, sidecar: Option<&Path>, identity: &Bytes) -> Option<Bytes> {
+/// sidecar would serve wrong bytes), else compressed here; kept only if smaller. A sidecar
+/// not used is pushed onto `findings`.
+fn variant(
+    enc: Encoding,
+    sidecar: Option<&Path>,
+    identity: &Bytes,
+    findings: &mut Vec<Finding>,
+) -> Option<Bytes> {
     if let Some(path) = sidecar {
         match fs::read(path) {
             Ok(data) if decompress(enc, &data).is_ok_and(|d| d == identity[..]) => {
                 return Some(data.into())
             }
-            Ok(_) => {
-                tracing::warn!(sidecar = %path.display(), "precompressed file does not match its source; compressing anew")
-            }
-            Err(e) => {
-                tracing::warn!(sidecar = %path.display(), error = %e, "cannot read precompressed file")
-            }
+            Ok(_) => findings.push(Finding::SidecarMismatch {
+                sidecar: path.to_owned(),
+            }),
+            Err(e) => findings.push(Finding::SidecarUnreadable {
+                sidecar: path.to_owned(),
+                error: e.to_string(),
+            }),
         }
     }
     let compressed = compress(enc, identity).ok()?;

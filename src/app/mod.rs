@@ -6,6 +6,12 @@
 //! Hot path: decode the path (no copy unless it has `%`), one hash lookup, negotiate the
 //! coding, clone a precomputed header map, slice `Bytes`. Only assets streamed from disk
 //! take an async step (opening the file on the blocking pool).
+//!
+//! [`Site`] owns the table's life: it logs what a build found wrong with the tree
+//! ([`Finding`]) when that table is swapped in (at start-up and on each rebuild), so a
+//! tree's problems are logged once per change of the tree, all of them each time: the log
+//! of the latest deploy is complete on its own. A poll that finds nothing changed logs
+//! nothing, and neither does a failed rebuild beyond its error (the watcher logs that once).
 
 pub mod assets;
 pub mod body;
@@ -21,7 +27,7 @@ use std::fs::File;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
@@ -35,6 +41,8 @@ pub use body::{Body, OnDone};
 use encoding::Encoding;
 pub use headers::SecurityHeaders;
 use range::Ranges;
+pub use tree::Finding;
+use tree::Tree;
 
 /// How the site is served; fixed for the life of the server.
 #[derive(Debug, Clone)]
@@ -55,15 +63,27 @@ pub struct Site {
     options: SiteOptions,
     table: ArcSwap<AssetTable>,
     boundary: Box<str>,
+    /// Held by a rebuild: a SIGHUP during the watcher's rebuild then finds nothing to do,
+    /// rather than building (and reporting) the same tree twice.
+    reloading: Mutex<()>,
 }
 
 impl Site {
-    /// Loads the root into a first table.
+    /// Loads the root into a first table and logs its findings at warn.
     ///
     /// # Errors
-    /// [`BuildError`] when the root cannot be read or has no index.html.
+    /// [`BuildError`] when the root cannot be read or has no index.html (what the walk
+    /// refused is logged first: index.html may be a symlink out of the root).
     pub fn load(options: SiteOptions) -> Result<Arc<Self>, BuildError> {
-        let table = AssetTable::build(&options.root, &options.build, None)?;
+        let tree = Tree::walk(&options.root)?;
+        let table = match AssetTable::from_tree(&tree, &options.build, None) {
+            Ok(table) => table,
+            Err(e) => {
+                tree.findings().iter().for_each(Finding::log);
+                return Err(e);
+            }
+        };
+        table.findings().iter().for_each(Finding::log);
         let mut seed = [0u8; 12];
         // A random boundary per process; failure only makes it predictable, not wrong.
         let _ = aws_lc_rs::rand::fill(&mut seed);
@@ -72,6 +92,7 @@ impl Site {
             options,
             table: ArcSwap::from_pointee(table),
             boundary: boundary.into(),
+            reloading: Mutex::new(()),
         }))
     }
 
@@ -89,16 +110,24 @@ impl Site {
 
     /// Rebuilds the table if files changed on disk and swaps it in; requests in flight
     /// finish on the old one. Returns the new generation, or `None` if nothing changed. A
-    /// tree without index.html (a deploy half-copied) keeps the old table.
+    /// tree without index.html (a deploy half-copied) keeps the old table. The new table's
+    /// findings are logged at warn; nothing is logged when nothing changed or on an error.
     ///
     /// # Errors
     /// [`BuildError`]; the old table stays in service.
     pub fn reload(&self) -> Result<Option<u64>, BuildError> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = self.table.load_full();
-        if !current.is_stale(&self.options.root)? {
+        // One walk decides and builds: the tree seen is the tree served.
+        let tree = Tree::walk(&self.options.root)?;
+        if tree.fingerprint() == current.fingerprint() {
             return Ok(None);
         }
-        let next = AssetTable::build(&self.options.root, &self.options.build, Some(&current))?;
+        let next = AssetTable::from_tree(&tree, &self.options.build, Some(&current))?;
+        next.findings().iter().for_each(Finding::log);
         let generation = next.generation();
         self.table.store(Arc::new(next));
         Ok(Some(generation))

@@ -2,6 +2,14 @@
 //! sidecars, and a metadata stamp per file whose hash (the fingerprint) tells a redeploy
 //! from an unchanged tree. A walk reads metadata only (one `stat` per entry); file contents
 //! are read by the table build in [`super::assets`].
+//!
+//! What the walk refuses (a symlink that leaves the root, an unreadable directory, a name
+//! that is not UTF-8) it records as a [`Finding`] and never logs: the redeploy watcher walks
+//! the root every interval, and a warning logged by the walk was a line per poll, forever.
+//! The owner of a table build reports the findings ([`super::Site`]: at start-up and on each
+//! rebuild), so a tree's problems are logged once per change of the tree. The findings are
+//! part of the fingerprint: an entry refused on every walk leaves it unchanged (no rebuild),
+//! while a newly refused entry is a change and is reported at once.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
@@ -12,6 +20,90 @@ use std::path::{Path, PathBuf};
 
 /// Directory depth walked below the root.
 const MAX_DEPTH: usize = 32;
+
+/// Something wrong under the root that the build works around: the entry is skipped, or a
+/// precompressed sidecar is ignored and the variant compressed anew. Field names are the
+/// log line's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Finding {
+    /// A directory below the root that cannot be listed; skipped with all under it.
+    UnreadableDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why it cannot be listed.
+        error: String,
+    },
+    /// A name that is not UTF-8 (no URL can name it); skipped.
+    NonUtf8Name {
+        /// The entry, with the name shown lossily.
+        path: PathBuf,
+    },
+    /// A symlink whose target lies outside the root; skipped, never followed.
+    SymlinkLeavesRoot {
+        /// The symlink.
+        path: PathBuf,
+    },
+    /// A symlink whose target cannot be resolved (dangling, or a loop); skipped.
+    UnresolvableSymlink {
+        /// The symlink.
+        path: PathBuf,
+        /// Why it cannot be resolved.
+        error: String,
+    },
+    /// A `.br`/`.gz` file that does not decompress to its source; compressed anew.
+    SidecarMismatch {
+        /// The precompressed file.
+        sidecar: PathBuf,
+    },
+    /// A `.br`/`.gz` file that cannot be read; compressed anew.
+    SidecarUnreadable {
+        /// The precompressed file.
+        sidecar: PathBuf,
+        /// Why it cannot be read.
+        error: String,
+    },
+}
+
+impl Finding {
+    /// The entry the finding is about.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::UnreadableDir { dir: p, .. }
+            | Self::NonUtf8Name { path: p }
+            | Self::SymlinkLeavesRoot { path: p }
+            | Self::UnresolvableSymlink { path: p, .. }
+            | Self::SidecarMismatch { sidecar: p }
+            | Self::SidecarUnreadable { sidecar: p, .. } => p,
+        }
+    }
+
+    /// Logs the finding at warn: the operator deployed something that is not served as it
+    /// is. Called by whoever built the table, once per build (see the module docs).
+    pub fn log(&self) {
+        match self {
+            Self::UnreadableDir { dir, error } => {
+                tracing::warn!(dir = %dir.display(), error = %error, "skipping unreadable directory");
+            }
+            Self::NonUtf8Name { path } => {
+                tracing::warn!(path = %path.display(), "skipping file whose name is not UTF-8");
+            }
+            Self::SymlinkLeavesRoot { path } => {
+                tracing::warn!(path = %path.display(), "skipping symlink that leaves the root");
+            }
+            Self::UnresolvableSymlink { path, error } => {
+                tracing::warn!(path = %path.display(), error = %error, "skipping symlink whose target cannot be resolved");
+            }
+            Self::SidecarMismatch { sidecar } => {
+                tracing::warn!(sidecar = %sidecar.display(), "precompressed file does not match its source; compressing anew");
+            }
+            Self::SidecarUnreadable { sidecar, error } => {
+                tracing::warn!(sidecar = %sidecar.display(), error = %error, "cannot read precompressed file");
+            }
+        }
+    }
+}
 
 /// The root (or the directory it resolves to) could not be read.
 #[derive(Debug)]
@@ -36,6 +128,7 @@ pub(crate) struct Found {
 pub(crate) struct Tree {
     root: PathBuf,
     files: Vec<Found>,
+    findings: Vec<Finding>,
     fingerprint: u64,
 }
 
@@ -49,6 +142,7 @@ impl Tree {
         };
         let canon_root = fs::canonicalize(root).map_err(unreadable(root))?;
         let mut files: Vec<(String, PathBuf, Metadata)> = Vec::new();
+        let mut findings = Vec::new();
         let mut visited = HashSet::new();
         visited.insert(canon_root.clone());
         let mut stack = vec![(canon_root.clone(), String::new(), 0usize)];
@@ -56,7 +150,10 @@ impl Tree {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if depth > 0 => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "skipping unreadable directory");
+                    findings.push(Finding::UnreadableDir {
+                        dir,
+                        error: e.to_string(),
+                    });
                     continue;
                 }
                 Err(e) => return Err(unreadable(&dir)(e)),
@@ -64,7 +161,7 @@ impl Tree {
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let Some(name) = name.to_str() else {
-                    tracing::warn!(path = %entry.path().display(), "skipping file whose name is not UTF-8");
+                    findings.push(Finding::NonUtf8Name { path: entry.path() });
                     continue;
                 };
                 if name.starts_with('.') && !(depth == 0 && name == ".well-known") {
@@ -82,8 +179,15 @@ impl Tree {
                                 Err(_) => continue,
                             }
                         }
-                        _ => {
-                            tracing::warn!(path = %path.display(), "skipping symlink that leaves the root");
+                        Ok(_) => {
+                            findings.push(Finding::SymlinkLeavesRoot { path });
+                            continue;
+                        }
+                        Err(e) => {
+                            findings.push(Finding::UnresolvableSymlink {
+                                path,
+                                error: e.to_string(),
+                            });
                             continue;
                         }
                     }
@@ -103,13 +207,20 @@ impl Tree {
             }
         }
         let files = with_sidecars(files);
+        findings.sort_by(|a, b| a.path().cmp(b.path()));
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for f in &files {
             (&f.url, f.stamp).hash(&mut h);
         }
+        // The kind and the entry, not the error text: an entry refused on every walk must
+        // not look like a change.
+        for f in &findings {
+            (std::mem::discriminant(f), f.path()).hash(&mut h);
+        }
         Ok(Self {
             root: root.to_owned(),
             files,
+            findings,
             fingerprint: h.finish(),
         })
     }
@@ -124,7 +235,13 @@ impl Tree {
         &self.files
     }
 
-    /// A hash of every URL and stamp: equal fingerprints, unchanged tree.
+    /// What the walk refused, sorted by path.
+    pub(crate) fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// A hash of every URL and stamp and of what was refused: equal fingerprints,
+    /// unchanged tree.
     pub(crate) fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
