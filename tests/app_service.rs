@@ -1834,6 +1834,34 @@ async fn streamed_file_replaced_on_disk_gets_503_until_the_reload() {
     assert!(body[..] == replacement[..]);
 }
 
+#[tokio::test]
+async fn a_streamed_file_changed_on_disk_is_warned_about_once_not_per_request() {
+    let (logs, _guard) = capture_logs();
+    let f = streamed_fixture();
+    let changed = "streamed file changed or vanished";
+    write(f.root(), "video.bin", &random_bytes(MIB + 100, 43));
+    for _ in 0..5 {
+        let (p, _) = f.get("/video.bin").await;
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(logs.count("WARN", changed), 1);
+    assert_eq!(logs.count("DEBUG", changed), 4, "the others at debug");
+    assert!(
+        logs.count("WARN", "video.bin") >= 1,
+        "the line names the file"
+    );
+
+    // The rebuilt entry is a new file: its own change is warned about again, once.
+    assert!(f.svc.site().reload().unwrap().is_some());
+    assert_eq!(f.get("/video.bin").await.0.status, StatusCode::OK);
+    std::fs::remove_file(f.root().join("video.bin")).unwrap();
+    for _ in 0..3 {
+        let (p, _) = f.get("/video.bin").await;
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(logs.count("WARN", changed), 2);
+}
+
 // ---------------------------------------------------------------------------------------
 // 11. Reload
 // ---------------------------------------------------------------------------------------

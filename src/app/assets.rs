@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
@@ -100,6 +100,8 @@ pub struct Asset {
     /// Sidecars ignored while loading it; kept so a table that reuses the asset still has
     /// them among its findings.
     findings: Vec<Finding>,
+    /// Set by the first request that finds a streamed file changed on disk.
+    changed_on_disk: AtomicBool,
 }
 
 impl Asset {
@@ -125,6 +127,20 @@ impl Asset {
     #[must_use]
     pub fn encodings(&self) -> &[Encoding] {
         &self.encodings
+    }
+
+    /// The file a streamed asset is read from; `None` for one held in memory.
+    pub(crate) fn disk_path(&self) -> Option<&Path> {
+        match &self.content {
+            Content::File(path) => Some(path),
+            Content::Memory => None,
+        }
+    }
+
+    /// Records that the streamed file no longer matches this entry; true the first time
+    /// only. A rebuild makes a new entry for the new file, so this is once per change.
+    pub(crate) fn first_seen_changed(&self) -> bool {
+        !self.changed_on_disk.swap(true, Ordering::Relaxed)
     }
 
     pub(crate) fn rep(&self, encoding: Encoding) -> &Representation {
@@ -408,6 +424,7 @@ fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
         content_type: ct,
         stamp: f.stamp,
         findings,
+        changed_on_disk: AtomicBool::new(false),
     })
 }
 

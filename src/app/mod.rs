@@ -25,7 +25,7 @@ pub(crate) mod watch;
 use std::convert::Infallible;
 use std::fs::File;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -257,17 +257,23 @@ impl AssetService {
         };
         let source = match &asset.content {
             assets::Content::Memory => Source::Memory,
-            assets::Content::File(path) => {
-                let path = path.clone();
+            assets::Content::File(_) => {
                 let (method, req_headers) = (method.clone(), req_headers.clone());
                 let this = self.clone();
                 return ResponseFuture::Open(Box::pin(async move {
-                    match open_checked(path, &asset).await {
+                    match open_checked(Arc::clone(&asset)).await {
                         Ok(file) => {
                             this.serve(&asset, status, &method, &req_headers, &Source::File(file))
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "streamed file changed or vanished; answering 503 until the reload");
+                            // Every request for the file gets a 503 until a rebuild swaps in
+                            // a new entry (never, with watching off): warn once per entry.
+                            let path = asset.disk_path().unwrap_or(Path::new("")).display();
+                            if asset.first_seen_changed() {
+                                tracing::warn!(path = %path, error = %e, "streamed file changed or vanished; answering 503 until the reload");
+                            } else {
+                                tracing::debug!(path = %path, error = %e, "streamed file changed or vanished; 503");
+                            }
                             let mut r = text(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 "503 Service Unavailable: file is being replaced\n",
@@ -481,20 +487,19 @@ impl Source {
 }
 
 /// Opens a streamed file and checks it is still the one the table describes.
-async fn open_checked(path: PathBuf, asset: &Asset) -> std::io::Result<Arc<File>> {
-    let (len, modified) = (asset.len, asset.modified_secs);
+async fn open_checked(asset: Arc<Asset>) -> std::io::Result<Arc<File>> {
     tokio::task::spawn_blocking(move || {
-        let file = File::open(&path)?;
+        let path = asset
+            .disk_path()
+            .ok_or_else(|| std::io::Error::other("not a streamed asset"))?;
+        let file = File::open(path)?;
         let meta = file.metadata()?;
         let secs = meta
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if meta.len() != len || secs != modified {
-            return Err(std::io::Error::other(format!(
-                "{} changed on disk",
-                path.display()
-            )));
+        if meta.len() != asset.len || secs != asset.modified_secs {
+            return Err(std::io::Error::other("size or mtime changed on disk"));
         }
         Ok(Arc::new(file))
     })
