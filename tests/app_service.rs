@@ -12,7 +12,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use rampart::app::assets::{compress, decompress};
 use rampart::app::encoding::Encoding;
-use rampart::app::{AssetService, BuildOptions, SecurityHeaders, Site, SiteOptions};
+use rampart::app::{AssetService, BuildOptions, Finding, SecurityHeaders, Site, SiteOptions};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -167,6 +167,44 @@ async fn send(
     let (parts, body) = res.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
     (parts, bytes)
+}
+
+/// Log lines written while the returned guard lives, on this thread (the tests' runtime is
+/// current-thread, so the service's own lines land here too).
+fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
+    let logs = Logs::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || sink.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// How many lines at `level` contain `needle`.
+    fn count(&self, level: &str, needle: &str) -> usize {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| l.contains(&format!(" {level} ")) && l.contains(needle))
+            .count()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn h(parts: &Parts, name: impl http::header::AsHeaderName) -> Option<&str> {
@@ -1484,6 +1522,95 @@ async fn symlink_leaving_the_root_is_not_served() {
 }
 
 #[tokio::test]
+async fn refused_symlinks_are_findings_and_leave_the_tree_unchanged_until_one_is_added() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.txt", b"outside\n");
+    let target = outside.path().join("secret.txt");
+    let f = Fixture::with(
+        |root| {
+            populate(root);
+            std::os::unix::fs::symlink(&target, root.join("leak.txt")).unwrap();
+            std::os::unix::fs::symlink(root.join("gone.txt"), root.join("dangling.txt")).unwrap();
+        },
+        |_| {},
+    );
+    let site = f.svc.site();
+    let findings = site.table().findings().to_vec();
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    assert!(
+        matches!(&findings[0], Finding::UnresolvableSymlink { path, .. } if path.ends_with("dangling.txt"))
+    );
+    assert_eq!(
+        findings[1],
+        Finding::SymlinkLeavesRoot {
+            path: f.root().canonicalize().unwrap().join("leak.txt")
+        }
+    );
+    // Refused on every walk, they are no change: no rebuild per poll.
+    for _ in 0..3 {
+        assert!(!site.table().is_stale(f.root()).unwrap());
+        assert!(site.reload().unwrap().is_none());
+    }
+    assert_eq!(site.table().generation(), 1);
+    // A newly refused entry is a change of the tree, so it is reported by a rebuild.
+    std::os::unix::fs::symlink(&target, f.root().join("leak2.txt")).unwrap();
+    assert!(site.table().is_stale(f.root()).unwrap());
+    assert_eq!(site.reload().unwrap(), Some(2));
+    assert_eq!(site.table().findings().len(), 3);
+}
+
+#[tokio::test]
+async fn tree_warnings_are_logged_once_per_change_of_the_tree_not_per_reload_check() {
+    let (logs, _guard) = capture_logs();
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.txt", b"outside\n");
+    let target = outside.path().join("secret.txt");
+    let source = js_text(300);
+    let f = Fixture::with(
+        |root| {
+            populate(root);
+            std::os::unix::fs::symlink(&target, root.join("leak.txt")).unwrap();
+            write(root, "app.js", &source);
+            write(root, "app.js.gz", b"not gzip, and stale besides..........");
+        },
+        |_| {},
+    );
+    let symlink = "skipping symlink that leaves the root";
+    let sidecar = "precompressed file does not match its source";
+    assert_eq!(
+        logs.count("WARN", symlink),
+        1,
+        "logged by the start-up build"
+    );
+    assert_eq!(logs.count("WARN", sidecar), 1);
+    let site = f.svc.site();
+    for _ in 0..5 {
+        assert!(!site.table().is_stale(f.root()).unwrap());
+        assert!(site.reload().unwrap().is_none());
+    }
+    assert_eq!(
+        logs.count("WARN", symlink),
+        1,
+        "a check that finds no change logs nothing"
+    );
+    assert_eq!(logs.count("WARN", sidecar), 1);
+
+    write(f.root(), "new.txt", b"a new deploy\n");
+    assert_eq!(site.reload().unwrap(), Some(2));
+    // Each rebuild reports all of its table's findings, the reused app.js's included.
+    assert_eq!(logs.count("WARN", symlink), 2);
+    assert_eq!(logs.count("WARN", sidecar), 2);
+    assert!(site.reload().unwrap().is_none());
+    assert_eq!(logs.count("WARN", symlink), 2);
+
+    // A failed rebuild logs its error (the caller does), not the findings.
+    std::fs::remove_file(f.root().join("index.html")).unwrap();
+    assert!(site.reload().is_err());
+    assert!(site.reload().is_err());
+    assert_eq!(logs.count("WARN", symlink), 2);
+}
+
+#[tokio::test]
 async fn symlink_inside_the_root_is_served() {
     let f = Fixture::with(
         |root| {
@@ -1705,6 +1832,34 @@ async fn streamed_file_replaced_on_disk_gets_503_until_the_reload() {
     assert_eq!(p.status, StatusCode::OK);
     assert_eq!(content_length(&p), replacement.len());
     assert!(body[..] == replacement[..]);
+}
+
+#[tokio::test]
+async fn a_streamed_file_changed_on_disk_is_warned_about_once_not_per_request() {
+    let (logs, _guard) = capture_logs();
+    let f = streamed_fixture();
+    let changed = "streamed file changed or vanished";
+    write(f.root(), "video.bin", &random_bytes(MIB + 100, 43));
+    for _ in 0..5 {
+        let (p, _) = f.get("/video.bin").await;
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(logs.count("WARN", changed), 1);
+    assert_eq!(logs.count("DEBUG", changed), 4, "the others at debug");
+    assert!(
+        logs.count("WARN", "video.bin") >= 1,
+        "the line names the file"
+    );
+
+    // The rebuilt entry is a new file: its own change is warned about again, once.
+    assert!(f.svc.site().reload().unwrap().is_some());
+    assert_eq!(f.get("/video.bin").await.0.status, StatusCode::OK);
+    std::fs::remove_file(f.root().join("video.bin")).unwrap();
+    for _ in 0..3 {
+        let (p, _) = f.get("/video.bin").await;
+        assert_eq!(p.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(logs.count("WARN", changed), 2);
 }
 
 // ---------------------------------------------------------------------------------------

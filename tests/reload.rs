@@ -1,6 +1,8 @@
 //! Certificate reload on SIGHUP, against the real binary: new connections get the new
 //! certificate, an established connection keeps working, a stored session still resumes,
-//! and a broken pair is refused with a clear log while the current certificate stays.
+//! and a broken pair is refused with a clear log while the current certificate stays. And
+//! the redeploy watcher: what it finds wrong with the root is logged once per change of the
+//! tree, not once per poll.
 
 mod support;
 
@@ -169,4 +171,37 @@ async fn a_changed_certificate_file_is_picked_up_without_a_signal() {
         tls.get_ref().1.peer_certificates().unwrap()[0].to_vec(),
         leaf_der(&b.cert)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_warnings_are_logged_once_per_change_of_the_tree_not_on_every_poll() {
+    let p = Rampart::start_with(&["--watch-interval", "100ms"], |root| {
+        let outside = root.parent().unwrap().join("outside.txt");
+        std::fs::write(&outside, "outside the root: never served\n").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("leak.txt")).unwrap();
+        // A text asset worth compressing, with a sidecar that is not its gzip.
+        std::fs::write(root.join("app.js"), "export const x = 1;\n".repeat(40)).unwrap();
+        std::fs::write(root.join("app.js.gz"), "not gzip at all").unwrap();
+    });
+    let root = p.dir.path().join("www");
+    let symlink = "skipping symlink that leaves the root";
+    let sidecar = "precompressed file does not match its source";
+    let count = |needle: &str| p.log().lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count(symlink), 1, "the start-up build:\n{}", p.log());
+    assert_eq!(count(sidecar), 1, "the start-up build:\n{}", p.log());
+
+    // About 20 polls of an unchanged tree: no warning, and no rebuild.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(symlink), 1, "a poll logged a warning:\n{}", p.log());
+    assert_eq!(count(sidecar), 1, "{}", p.log());
+    assert!(p.find_line("redeploy picked up").is_none(), "{}", p.log());
+
+    // A real change: the rebuild reports its table's findings, all of them, once.
+    std::fs::write(root.join("new.txt"), "a new deploy\n").unwrap();
+    p.wait_line("redeploy picked up", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count(symlink), 2, "{}", p.log());
+    assert_eq!(count(sidecar), 2, "{}", p.log());
+    assert_eq!(count("redeploy picked up"), 1, "{}", p.log());
 }

@@ -6,14 +6,15 @@
 //!
 //! The table is immutable: a redeploy builds a new one (reusing unchanged entries) and swaps
 //! it in atomically ([`super::Site::reload`]). This module never serves; it only builds.
+//!
+//! Nor does it log: what the walk refused and the sidecars the build ignored are the
+//! table's [`Finding`]s, reported by whoever swaps the table in (see [`super::tree`]).
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, Metadata};
-use std::hash::{Hash, Hasher};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
@@ -22,13 +23,12 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 use super::encoding::Encoding;
 use super::headers::{self as policy, SecurityHeaders};
+use super::tree::{Finding, Found, Tree, Unreadable};
 
 /// Text assets smaller than this are not compressed: the saving would not pay the header.
 const MIN_COMPRESS: u64 = 256;
 /// Brotli quality 11 is slow; above this size quality 9 keeps redeploys quick.
 const BROTLI_MAX_QUALITY_LIMIT: u64 = 1024 * 1024;
-/// Directory depth walked below the root.
-const MAX_DEPTH: usize = 32;
 
 /// Why a table could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,12 @@ pub enum BuildError {
     /// The root has no index.html (a deploy may be half-copied).
     #[error("{0}: no index.html")]
     MissingIndex(PathBuf),
+}
+
+impl From<Unreadable> for BuildError {
+    fn from(Unreadable { path, source }: Unreadable) -> Self {
+        Self::Io { path, source }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
@@ -91,6 +97,11 @@ pub struct Asset {
     pub(crate) encodings: Vec<Encoding>,
     pub(crate) content_type: HeaderValue,
     stamp: u64,
+    /// Sidecars ignored while loading it; kept so a table that reuses the asset still has
+    /// them among its findings.
+    findings: Vec<Finding>,
+    /// Set by the first request that finds a streamed file changed on disk.
+    changed_on_disk: AtomicBool,
 }
 
 impl Asset {
@@ -118,6 +129,20 @@ impl Asset {
         &self.encodings
     }
 
+    /// The file a streamed asset is read from; `None` for one held in memory.
+    pub(crate) fn disk_path(&self) -> Option<&Path> {
+        match &self.content {
+            Content::File(path) => Some(path),
+            Content::Memory => None,
+        }
+    }
+
+    /// Records that the streamed file no longer matches this entry; true the first time
+    /// only. A rebuild makes a new entry for the new file, so this is once per change.
+    pub(crate) fn first_seen_changed(&self) -> bool {
+        !self.changed_on_disk.swap(true, Ordering::Relaxed)
+    }
+
     pub(crate) fn rep(&self, encoding: Encoding) -> &Representation {
         self.reps
             .iter()
@@ -138,6 +163,7 @@ pub struct AssetTable {
     files: usize,
     bytes: u64,
     fingerprint: u64,
+    findings: Vec<Finding>,
 }
 
 impl AssetTable {
@@ -165,7 +191,16 @@ impl AssetTable {
         self.generation
     }
 
+    /// What the build refused or worked around: the walk's findings (sorted by path), then
+    /// the ignored sidecars of every asset (reused ones included), in URL order. Not logged
+    /// here: see [`Finding::log`].
+    #[must_use]
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
     /// Builds a table from `root`, reusing entries of `previous` whose files are unchanged.
+    /// Logs nothing; its [`findings`](Self::findings) are the caller's to report.
     ///
     /// # Errors
     /// [`BuildError`] when the root cannot be read or has no index.html.
@@ -174,8 +209,20 @@ impl AssetTable {
         options: &BuildOptions,
         previous: Option<&AssetTable>,
     ) -> Result<Self, BuildError> {
-        let found = scan(root)?;
-        let fingerprint = fingerprint_of(&found);
+        Self::from_tree(&Tree::walk(root)?, options, previous)
+    }
+
+    /// Builds a table from a walk of the root (see [`Self::build`]).
+    pub(crate) fn from_tree(
+        tree: &Tree,
+        options: &BuildOptions,
+        previous: Option<&AssetTable>,
+    ) -> Result<Self, BuildError> {
+        // Before loading anything: a half-copied deploy is refused on every poll until it
+        // is complete, and costs only its walk each time.
+        if !tree.files().iter().any(|f| f.url == "/index.html") {
+            return Err(BuildError::MissingIndex(tree.root().to_owned()));
+        }
         let mut reuse: HashMap<&str, &Arc<Asset>> = HashMap::new();
         if let Some(prev) = previous {
             for (url, asset) in &prev.assets {
@@ -183,22 +230,24 @@ impl AssetTable {
             }
         }
         // Load what changed, in parallel: compression dominates start-up.
-        let todo: Vec<&Found> = found
-            .files
+        let todo: Vec<&Found> = tree
+            .files()
             .iter()
             .filter(|f| reuse.get(f.url.as_str()).is_none_or(|a| a.stamp != f.stamp))
             .collect();
         let loaded = load_parallel(&todo, options)?;
         let mut assets: HashMap<Box<str>, Arc<Asset>> =
-            HashMap::with_capacity(found.files.len() * 2);
+            HashMap::with_capacity(tree.files().len() * 2);
         let mut dirs = HashSet::new();
         let (mut files, mut bytes) = (0, 0);
-        for f in &found.files {
+        let mut findings = tree.findings().to_vec();
+        for f in tree.files() {
             let asset = match loaded.get(f.url.as_str()) {
                 Some(a) => Arc::clone(a),
                 None => Arc::clone(reuse[f.url.as_str()]),
             };
             files += 1;
+            findings.extend(asset.findings.iter().cloned());
             bytes += asset.reps.iter().map(|r| r.bytes.len() as u64).sum::<u64>();
             if let Some(dir) = f.url.strip_suffix("/index.html") {
                 assets.insert(format!("{dir}/").into(), Arc::clone(&asset));
@@ -211,7 +260,7 @@ impl AssetTable {
         let index = assets
             .get("/index.html")
             .cloned()
-            .ok_or_else(|| BuildError::MissingIndex(root.to_owned()))?;
+            .ok_or_else(|| BuildError::MissingIndex(tree.root().to_owned()))?;
         let not_found = assets.get("/404.html").cloned();
         let generation = previous.map_or(1, |p| p.generation + 1);
         Ok(Self {
@@ -222,152 +271,24 @@ impl AssetTable {
             generation,
             files,
             bytes,
-            fingerprint,
+            fingerprint: tree.fingerprint(),
+            findings,
         })
     }
 
-    /// Whether the files under `root` differ from this table (cheap: metadata only).
+    /// Whether the files under `root` differ from this table (cheap: metadata only). An
+    /// entry the walk refuses on every poll (a symlink out of the root) is no difference.
     ///
     /// # Errors
     /// [`BuildError::Io`] when the root cannot be read.
     pub fn is_stale(&self, root: &Path) -> Result<bool, BuildError> {
-        Ok(fingerprint_of(&scan(root)?) != self.fingerprint)
+        Ok(Tree::walk(root)?.fingerprint() != self.fingerprint)
     }
-}
 
-struct Found {
-    url: String,
-    path: PathBuf,
-    meta: Metadata,
-    /// Precompressed files next to it, if any.
-    br: Option<PathBuf>,
-    gz: Option<PathBuf>,
-    stamp: u64,
-}
-
-struct Scan {
-    files: Vec<Found>,
-}
-
-/// Walks the root: UTF-8 names only, no dotfiles but `/.well-known/`, symlinks followed only
-/// while they stay inside the root, directory cycles cut.
-fn scan(root: &Path) -> Result<Scan, BuildError> {
-    let canon_root = fs::canonicalize(root).map_err(io_err(root))?;
-    let mut files: Vec<(String, PathBuf, Metadata)> = Vec::new();
-    let mut visited = HashSet::new();
-    visited.insert(canon_root.clone());
-    let mut stack = vec![(canon_root.clone(), String::new(), 0usize)];
-    while let Some((dir, url_prefix, depth)) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if depth > 0 => {
-                tracing::warn!(dir = %dir.display(), error = %e, "skipping unreadable directory");
-                continue;
-            }
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                tracing::warn!(path = %entry.path().display(), "skipping file whose name is not UTF-8");
-                continue;
-            };
-            if name.starts_with('.') && !(depth == 0 && name == ".well-known") {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(link_meta) = entry.metadata() else {
-                continue;
-            };
-            let (real, meta) = if link_meta.file_type().is_symlink() {
-                match fs::canonicalize(&path) {
-                    Ok(target) if target.starts_with(&canon_root) => match fs::metadata(&target) {
-                        Ok(m) => (target, m),
-                        Err(_) => continue,
-                    },
-                    _ => {
-                        tracing::warn!(path = %path.display(), "skipping symlink that leaves the root");
-                        continue;
-                    }
-                }
-            } else {
-                (path, link_meta)
-            };
-            let url = format!("{url_prefix}/{name}");
-            if meta.is_dir() {
-                if depth + 1 < MAX_DEPTH
-                    && visited.insert(fs::canonicalize(&real).unwrap_or(real.clone()))
-                {
-                    stack.push((real, url, depth + 1));
-                }
-            } else if meta.is_file() {
-                files.push((url, real, meta));
-            }
-        }
+    /// The fingerprint of the walk this table was built from.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    let urls: HashSet<&str> = files.iter().map(|f| f.0.as_str()).collect();
-    // `x.br` / `x.gz` next to `x` are variants of x, not assets of their own.
-    let sidecar = |url: &str| {
-        [".br", ".gz"].iter().any(|ext| {
-            url.strip_suffix(ext)
-                .is_some_and(|base| urls.contains(base))
-        })
-    };
-    let sidecars: HashSet<String> = files
-        .iter()
-        .filter(|f| sidecar(&f.0))
-        .map(|f| f.0.clone())
-        .collect();
-    let by_url: HashMap<&str, &(String, PathBuf, Metadata)> =
-        files.iter().map(|f| (f.0.as_str(), f)).collect();
-    let mut out = Vec::with_capacity(files.len());
-    for (url, path, meta) in &files {
-        if sidecars.contains(url) {
-            continue;
-        }
-        let br = by_url
-            .get(format!("{url}.br").as_str())
-            .map(|f| f.1.clone());
-        let gz = by_url
-            .get(format!("{url}.gz").as_str())
-            .map(|f| f.1.clone());
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        stamp_of(meta).hash(&mut h);
-        for side in [format!("{url}.br"), format!("{url}.gz")] {
-            by_url
-                .get(side.as_str())
-                .map(|f| stamp_of(&f.2))
-                .hash(&mut h);
-        }
-        out.push(Found {
-            url: url.clone(),
-            path: path.clone(),
-            meta: meta.clone(),
-            br,
-            gz,
-            stamp: h.finish(),
-        });
-    }
-    Ok(Scan { files: out })
-}
-
-fn stamp_of(meta: &Metadata) -> (u64, i64, i64, u64, u64) {
-    (
-        meta.len(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ino(),
-        meta.dev(),
-    )
-}
-
-fn fingerprint_of(scan: &Scan) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in &scan.files {
-        (&f.url, f.stamp).hash(&mut h);
-    }
-    h.finish()
 }
 
 fn load_parallel<'a>(
@@ -440,9 +361,10 @@ fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
     };
 
     let mut variants: Vec<(Encoding, Bytes)> = Vec::new();
+    let mut findings = Vec::new();
     if matches!(content, Content::Memory) && compressible && len >= MIN_COMPRESS {
         for (enc, sidecar) in [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)] {
-            if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity) {
+            if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity, &mut findings) {
                 variants.push((enc, bytes));
             }
         }
@@ -501,23 +423,32 @@ fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
         encodings,
         content_type: ct,
         stamp: f.stamp,
+        findings,
+        changed_on_disk: AtomicBool::new(false),
     })
 }
 
 /// A compressed variant: the sidecar file if it decompresses to exactly `identity` (a stale
-/// sidecar would serve wrong bytes), else compressed here; kept only if smaller.
-fn variant(enc: Encoding, sidecar: Option<&Path>, identity: &Bytes) -> Option<Bytes> {
+/// sidecar would serve wrong bytes), else compressed here; kept only if smaller. A sidecar
+/// not used is pushed onto `findings`.
+fn variant(
+    enc: Encoding,
+    sidecar: Option<&Path>,
+    identity: &Bytes,
+    findings: &mut Vec<Finding>,
+) -> Option<Bytes> {
     if let Some(path) = sidecar {
         match fs::read(path) {
             Ok(data) if decompress(enc, &data).is_ok_and(|d| d == identity[..]) => {
                 return Some(data.into())
             }
-            Ok(_) => {
-                tracing::warn!(sidecar = %path.display(), "precompressed file does not match its source; compressing anew")
-            }
-            Err(e) => {
-                tracing::warn!(sidecar = %path.display(), error = %e, "cannot read precompressed file")
-            }
+            Ok(_) => findings.push(Finding::SidecarMismatch {
+                sidecar: path.to_owned(),
+            }),
+            Err(e) => findings.push(Finding::SidecarUnreadable {
+                sidecar: path.to_owned(),
+                error: e.to_string(),
+            }),
         }
     }
     let compressed = compress(enc, identity).ok()?;

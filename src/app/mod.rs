@@ -6,6 +6,12 @@
 //! Hot path: decode the path (no copy unless it has `%`), one hash lookup, negotiate the
 //! coding, clone a precomputed header map, slice `Bytes`. Only assets streamed from disk
 //! take an async step (opening the file on the blocking pool).
+//!
+//! [`Site`] owns the table's life: it logs what a build found wrong with the tree
+//! ([`Finding`]) when that table is swapped in (at start-up and on each rebuild), so a
+//! tree's problems are logged once per change of the tree, all of them each time: the log
+//! of the latest deploy is complete on its own. A poll that finds nothing changed logs
+//! nothing, and neither does a failed rebuild beyond its error (the watcher logs that once).
 
 pub mod assets;
 pub mod body;
@@ -14,14 +20,15 @@ pub mod encoding;
 pub mod headers;
 pub mod path;
 pub mod range;
+pub mod tree;
 pub(crate) mod watch;
 
 use std::convert::Infallible;
 use std::fs::File;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
@@ -36,6 +43,8 @@ pub use budget::{SendBudget, SendPool};
 use encoding::Encoding;
 pub use headers::SecurityHeaders;
 use range::Ranges;
+pub use tree::Finding;
+use tree::Tree;
 
 /// How the site is served; fixed for the life of the server.
 #[derive(Debug, Clone)]
@@ -56,15 +65,27 @@ pub struct Site {
     options: SiteOptions,
     table: ArcSwap<AssetTable>,
     boundary: Box<str>,
+    /// Held by a rebuild: a SIGHUP during the watcher's rebuild then finds nothing to do,
+    /// rather than building (and reporting) the same tree twice.
+    reloading: Mutex<()>,
 }
 
 impl Site {
-    /// Loads the root into a first table.
+    /// Loads the root into a first table and logs its findings at warn.
     ///
     /// # Errors
-    /// [`BuildError`] when the root cannot be read or has no index.html.
+    /// [`BuildError`] when the root cannot be read or has no index.html (what the walk
+    /// refused is logged first: index.html may be a symlink out of the root).
     pub fn load(options: SiteOptions) -> Result<Arc<Self>, BuildError> {
-        let table = AssetTable::build(&options.root, &options.build, None)?;
+        let tree = Tree::walk(&options.root)?;
+        let table = match AssetTable::from_tree(&tree, &options.build, None) {
+            Ok(table) => table,
+            Err(e) => {
+                tree.findings().iter().for_each(Finding::log);
+                return Err(e);
+            }
+        };
+        table.findings().iter().for_each(Finding::log);
         let mut seed = [0u8; 12];
         // A random boundary per process; failure only makes it predictable, not wrong.
         let _ = aws_lc_rs::rand::fill(&mut seed);
@@ -73,6 +94,7 @@ impl Site {
             options,
             table: ArcSwap::from_pointee(table),
             boundary: boundary.into(),
+            reloading: Mutex::new(()),
         }))
     }
 
@@ -90,16 +112,24 @@ impl Site {
 
     /// Rebuilds the table if files changed on disk and swaps it in; requests in flight
     /// finish on the old one. Returns the new generation, or `None` if nothing changed. A
-    /// tree without index.html (a deploy half-copied) keeps the old table.
+    /// tree without index.html (a deploy half-copied) keeps the old table. The new table's
+    /// findings are logged at warn; nothing is logged when nothing changed or on an error.
     ///
     /// # Errors
     /// [`BuildError`]; the old table stays in service.
     pub fn reload(&self) -> Result<Option<u64>, BuildError> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = self.table.load_full();
-        if !current.is_stale(&self.options.root)? {
+        // One walk decides and builds: the tree seen is the tree served.
+        let tree = Tree::walk(&self.options.root)?;
+        if tree.fingerprint() == current.fingerprint() {
             return Ok(None);
         }
-        let next = AssetTable::build(&self.options.root, &self.options.build, Some(&current))?;
+        let next = AssetTable::from_tree(&tree, &self.options.build, Some(&current))?;
+        next.findings().iter().for_each(Finding::log);
         let generation = next.generation();
         self.table.store(Arc::new(next));
         Ok(Some(generation))
@@ -229,17 +259,23 @@ impl AssetService {
         };
         let source = match &asset.content {
             assets::Content::Memory => Source::Memory,
-            assets::Content::File(path) => {
-                let path = path.clone();
+            assets::Content::File(_) => {
                 let (method, req_headers) = (method.clone(), req_headers.clone());
                 let this = self.clone();
                 return ResponseFuture::Open(Box::pin(async move {
-                    match open_checked(path, &asset).await {
+                    match open_checked(Arc::clone(&asset)).await {
                         Ok(file) => {
                             this.serve(&asset, status, &method, &req_headers, &Source::File(file))
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "streamed file changed or vanished; answering 503 until the reload");
+                            // Every request for the file gets a 503 until a rebuild swaps in
+                            // a new entry (never, with watching off): warn once per entry.
+                            let path = asset.disk_path().unwrap_or(Path::new("")).display();
+                            if asset.first_seen_changed() {
+                                tracing::warn!(path = %path, error = %e, "streamed file changed or vanished; answering 503 until the reload");
+                            } else {
+                                tracing::debug!(path = %path, error = %e, "streamed file changed or vanished; 503");
+                            }
                             let mut r = text(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 "503 Service Unavailable: file is being replaced\n",
@@ -453,20 +489,19 @@ impl Source {
 }
 
 /// Opens a streamed file and checks it is still the one the table describes.
-async fn open_checked(path: PathBuf, asset: &Asset) -> std::io::Result<Arc<File>> {
-    let (len, modified) = (asset.len, asset.modified_secs);
+async fn open_checked(asset: Arc<Asset>) -> std::io::Result<Arc<File>> {
     tokio::task::spawn_blocking(move || {
-        let file = File::open(&path)?;
+        let path = asset
+            .disk_path()
+            .ok_or_else(|| std::io::Error::other("not a streamed asset"))?;
+        let file = File::open(path)?;
         let meta = file.metadata()?;
         let secs = meta
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if meta.len() != len || secs != modified {
-            return Err(std::io::Error::other(format!(
-                "{} changed on disk",
-                path.display()
-            )));
+        if meta.len() != asset.len || secs != asset.modified_secs {
+            return Err(std::io::Error::other("size or mtime changed on disk"));
         }
         Ok(Arc::new(file))
     })

@@ -2,6 +2,11 @@
 //! change has been stable for a moment (a deploy copies files one by one), rebuilds the
 //! table and swaps it in. Polling works on every filesystem (bind mounts, NFS, overlay) and
 //! costs one `stat` per file per interval.
+//!
+//! A poll logs nothing unless the tree changed: the walk only collects what it refuses, and
+//! [`Site::reload`] logs a new table's findings when it swaps it in. A failure (the root
+//! unreadable, a deploy without index.html) is logged once, until it changes or a rebuild
+//! goes through; the build is retried on every poll meanwhile (it may be a transient error).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +28,21 @@ pub(crate) async fn run(site: Arc<Site>, interval: Duration, stop: CancellationT
         }
         let table = site.table();
         let root = site.options().root.clone();
-        let stale = tokio::task::spawn_blocking(move || table.is_stale(&root)).await;
-        if !matches!(stale, Ok(Ok(true))) {
-            continue;
+        match tokio::task::spawn_blocking(move || table.is_stale(&root)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                // Back to the tree in service: a later failure is news again.
+                last_error = None;
+                continue;
+            }
+            Ok(Err(e)) => {
+                warn_once(&mut last_error, &e);
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "redeploy check task failed");
+                continue;
+            }
         }
         // Wait until the tree stops changing before building.
         tokio::time::sleep(SETTLE).await;
@@ -42,14 +59,17 @@ pub(crate) async fn run(site: Arc<Site>, interval: Duration, stop: CancellationT
                 last_error = None;
             }
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                let msg = e.to_string();
-                if last_error.as_deref() != Some(&msg) {
-                    tracing::warn!(error = %msg, "redeploy not picked up; still serving the previous files");
-                }
-                last_error = Some(msg);
-            }
+            Ok(Err(e)) => warn_once(&mut last_error, &e),
             Err(e) => tracing::error!(error = %e, "asset rebuild task failed"),
         }
     }
+}
+
+/// Logs a failed check or rebuild unless it is the failure logged last.
+fn warn_once(last_error: &mut Option<String>, e: &super::BuildError) {
+    let msg = e.to_string();
+    if last_error.as_deref() != Some(&msg) {
+        tracing::warn!(error = %msg, "redeploy not picked up; still serving the previous files");
+    }
+    *last_error = Some(msg);
 }

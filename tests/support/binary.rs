@@ -45,7 +45,12 @@ impl Rampart {
             } else {
                 &["--log-level", "info"][..]
             })
-            .args(["--watch-interval", "0"])
+            // Likewise `--watch-interval` (off unless a test turns it on).
+            .args(if args.contains(&"--watch-interval") {
+                &[][..]
+            } else {
+                &["--watch-interval", "0"][..]
+            })
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
