@@ -228,15 +228,27 @@ struct Ran {
 
 /// Runs `cmd`, writes `input` to its stdin and keeps stdin open until the process exits by
 /// itself (or `timeout` passes: a failure).
-fn run_holding_stdin(mut cmd: Command, input: &[u8], timeout: Duration) -> Ran {
+fn run_holding_stdin(cmd: Command, input: &[u8], timeout: Duration) -> Ran {
+    run_holding_stdin_after(cmd, Duration::ZERO, input, timeout)
+}
+
+/// As [`run_holding_stdin`], writing `input` only `delay` after the start (`timeout` counts
+/// from then).
+fn run_holding_stdin_after(
+    mut cmd: Command,
+    delay: Duration,
+    input: &[u8],
+    timeout: Duration,
+) -> Ran {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
     let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(delay);
+    let start = Instant::now();
     stdin.write_all(input).unwrap();
     stdin.flush().unwrap();
     let drain = |mut r: Box<dyn std::io::Read + Send>| {
@@ -599,6 +611,37 @@ fn an_idle_close_is_a_clean_close_notify_for_openssl_s_client() {
     assert!(all.lines().any(|l| l.trim() == "closed"), "{all}");
     assert!(!all.contains("unexpected eof"), "{all}");
     assert!(!all.contains("errno"), "{all}");
+}
+
+/// Issue 14, finding 7: a TLS 1.2 renegotiation request (`R` in s_client) used to get no
+/// answer: rustls queued its `no_renegotiation` warning for the next write, the client waited
+/// for the server's handshake reply, and both sat until the idle timeout. The warning now
+/// leaves at once; OpenSSL ends the connection on it (as it does with nginx, which answers
+/// the same way), long before the idle timeout.
+#[test]
+fn a_tls12_renegotiation_request_is_refused_at_once_not_left_hanging() {
+    if !have("openssl") {
+        eprintln!("openssl not found: skipping");
+        return;
+    }
+    let server = Rampart::start(&["--idle-timeout", "30s"]);
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-tls1_2", "-connect", &server.addr.to_string()])
+        .args(["-servername", "localhost", "-CAfile"])
+        .arg(server.ca());
+    // After the handshake, as a person typing it would.
+    let ran = run_holding_stdin_after(cmd, Duration::from_secs(1), b"R\n", Duration::from_secs(10));
+    let all = format!("{}\n{}", ran.stdout, ran.stderr);
+    assert!(all.contains("RENEGOTIATING"), "{all}");
+    assert!(
+        all.contains("no renegotiation"),
+        "the refusal reached the client:\n{all}"
+    );
+    assert!(
+        ran.took < Duration::from_secs(5),
+        "took {:?}: the connection hung\n{all}",
+        ran.took
+    );
 }
 
 #[test]

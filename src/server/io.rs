@@ -490,8 +490,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        let res = Pin::new(self.inner()?).poll_read(cx, buf);
-        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+        let inner = self.inner()?;
+        let res = Pin::new(&mut *inner).poll_read(cx, buf);
+        if res.is_pending() {
+            // What the TLS layer answered on its own to the records just read (rustls'
+            // `no_renegotiation` warning to a TLS 1.2 renegotiation request) waits in its
+            // buffer for the next write; the client waits for it first, so without this
+            // flush both sides stalled until the idle timeout. A no-op when nothing waits.
+            if let Poll::Ready(Err(e)) = Pin::new(inner).poll_flush(cx) {
+                return Poll::Ready(Err(e));
+            }
+        } else if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.state.on_read();
         }
         res
