@@ -128,6 +128,7 @@ pub struct Metrics {
     pub(crate) connections_closed_idle: AtomicU64,
     pub(crate) connections_closed_header_timeout: AtomicU64,
     pub(crate) connections_closed_stalled: AtomicU64,
+    pub(crate) connections_closed_tiny_windows: AtomicU64,
     pub(crate) connection_panics: AtomicU64,
     pub(crate) session_tls_errors: AtomicU64,
     pub(crate) proxy_headers: AtomicU64,
@@ -172,6 +173,8 @@ pub struct MetricsSnapshot {
     pub connections_closed_header_timeout: u64,
     /// Connections closed because a transfer stalled.
     pub connections_closed_stalled: u64,
+    /// HTTP/2 connections closed because the client kept its flow-control windows tiny.
+    pub connections_closed_tiny_windows: u64,
     /// Connection tasks that panicked (a bug; the server kept serving).
     pub connection_panics: u64,
     /// Established sessions that ended with a TLS error (an alert from the client, a
@@ -215,6 +218,7 @@ impl MetricsSnapshot {
             closed_idle = self.connections_closed_idle,
             closed_header_timeout = self.connections_closed_header_timeout,
             closed_stalled = self.connections_closed_stalled,
+            closed_tiny_windows = self.connections_closed_tiny_windows,
             connection_panics = self.connection_panics,
             session_tls_errors = self.session_tls_errors,
             proxy_headers = self.proxy_headers,
@@ -263,6 +267,7 @@ impl Metrics {
             connections_closed_idle: g(&self.connections_closed_idle),
             connections_closed_header_timeout: g(&self.connections_closed_header_timeout),
             connections_closed_stalled: g(&self.connections_closed_stalled),
+            connections_closed_tiny_windows: g(&self.connections_closed_tiny_windows),
             connection_panics: g(&self.connection_panics),
             session_tls_errors: g(&self.session_tls_errors),
             proxy_headers: g(&self.proxy_headers),

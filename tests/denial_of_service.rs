@@ -231,3 +231,76 @@ async fn h2_streams_that_get_no_window_hold_little_memory_and_block_no_one() {
     drop(attackers);
     server.assert_alive();
 }
+
+/// Finding 6: a client that opens its window a byte at a time got a one-byte DATA frame per
+/// WINDOW_UPDATE, millions of them. Such a connection is now closed once it sends more than
+/// a thousand tiny updates within a second; the other clients are served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2_client_that_opens_its_window_a_byte_at_a_time_is_closed() {
+    use support::h2raw;
+    let mut server = Rampart::start_with(&["--workers", "2"], with_big_file);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (legit, served) = legitimate_client(&server, Arc::clone(&stop));
+
+    let tls = server.connect(&[b"h2"]).await;
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let mut hello = h2raw::preface(&[(h2raw::INITIAL_WINDOW_SIZE, 0)]);
+    hello.extend(h2raw::frame(h2raw::SETTINGS, h2raw::ACK, 0, &[]));
+    hello.extend(h2raw::get(1, "/big.bin"));
+    h2raw::send(&mut wr, &hello).await;
+    // A byte of window at a time, 100 updates per write, at most 50,000 in all.
+    let dribble = tokio::spawn(async move {
+        let batch: Vec<u8> = (0..100).flat_map(|_| h2raw::window_update(1, 1)).collect();
+        let mut sent = 0;
+        while sent < 50_000 {
+            if wr.write_all(&batch).await.is_err() {
+                break;
+            }
+            sent += 100;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        sent
+    });
+    let started = Instant::now();
+    let (mut data_frames, mut data_bytes) = (0usize, 0usize);
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut head = [0u8; 9];
+        loop {
+            if rd.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            if rd.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            if head[3] == h2raw::DATA {
+                data_frames += 1;
+                data_bytes += len;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the dribbling connection stayed open");
+    let took = started.elapsed();
+    let sent = dribble.await.unwrap();
+    eprintln!("closed after {took:?}: {sent} updates sent, {data_frames} DATA frames ({data_bytes} bytes) received");
+    assert!(
+        data_frames <= 1100,
+        "{data_frames} DATA frames before the close"
+    );
+    assert!(sent < 50_000, "every update was taken in");
+    let line = server
+        .wait_line("keeps its windows tiny", Duration::from_secs(2))
+        .await;
+    assert!(
+        line.contains(" WARN ") && line.contains("peer=127.0.0.1:"),
+        "{line}"
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let failures = legit.await.unwrap();
+    assert!(failures.is_empty(), "legitimate client: {failures:?}");
+    assert!(served.load(Ordering::Relaxed) > 0);
+    server.assert_alive();
+}

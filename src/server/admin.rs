@@ -251,6 +251,7 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
                 m.connections_closed_header_timeout,
             ),
             ("reason=\"stalled\"", m.connections_closed_stalled),
+            ("reason=\"tiny_windows\"", m.connections_closed_tiny_windows),
         ],
     );
     family(

@@ -95,21 +95,35 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
             budget::CONNECTION_MAX,
         )),
     };
-    let result = if h2 {
+    let mut result = if h2 {
         serve_h2(io, svc, &state, shared).await
     } else {
         serve_h1(io, svc, &state, shared).await
     };
+    if let Err(ended) = result.as_mut() {
+        ended.tiny_windows = state.ended_for_tiny_windows();
+    }
     match result {
         Ok(()) => {}
         Err(Ended {
             tls: Some(tls),
             why,
+            ..
         }) => {
             // A TLS error inside an established session (an alert from the client, a record
             // that failed to decrypt): the failures this server exists to prevent.
             Metrics::inc(&shared.metrics.session_tls_errors);
             tracing::warn!(%peer, sni = sni.as_deref().unwrap_or("none"), h2, tls_error = %tls, reason = %why, "tls error in an established session");
+        }
+        Err(Ended {
+            tiny_windows: true,
+            why,
+            ..
+        }) => {
+            Metrics::inc(&shared.metrics.connections_closed_tiny_windows);
+            if let Some(suppressed) = shared.warn_limit.allow() {
+                tracing::warn!(%peer, reason = %why, suppressed, "closed an HTTP/2 connection that keeps its windows tiny");
+            }
         }
         Err(Ended { why, .. }) => {
             tracing::debug!(%peer, h2, reason = %why, "connection ended with an error");
@@ -123,6 +137,8 @@ struct Ended {
     tls: Option<String>,
     /// The whole cause chain, or the deadline that closed it.
     why: String,
+    /// The HTTP/2 client kept its flow-control windows tiny (server/window_watch.rs).
+    tiny_windows: bool,
 }
 
 impl Ended {
@@ -130,6 +146,7 @@ impl Ended {
         Self {
             tls: None,
             why: why.to_owned(),
+            tiny_windows: false,
         }
     }
 
@@ -156,7 +173,11 @@ impl Ended {
             }
             cur = err.source();
         }
-        Self { tls, why }
+        Self {
+            tls,
+            why,
+            tiny_windows: false,
+        }
     }
 }
 
@@ -237,6 +258,7 @@ async fn serve_h2(
 ) -> Result<(), Ended> {
     let limits = &shared.limits;
     io.cork_writes();
+    io.watch_windows();
     let exec = StreamExec::new(Arc::clone(&shared.metrics));
     let mut b = hyper::server::conn::http2::Builder::new(exec.clone());
     b.timer(TokioTimer::new())

@@ -21,6 +21,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+#[cfg(doc)]
+use super::window_watch::TinyWindows;
+use super::window_watch::WindowWatch;
+
 /// How long the close path waits for close_notify to be written and for the peer's EOF.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
@@ -218,6 +222,10 @@ pub(crate) struct ConnState {
     /// The last write to the client could not go out (its receive window is full): the
     /// connection is busy, not idle, until a write succeeds; see [`ConnState::check`].
     write_blocked: AtomicBool,
+    /// The HTTP/2 client kept its flow-control windows tiny and the connection was ended for
+    /// it (server/window_watch.rs); h2 keeps only the text of an IO error, so the driver
+    /// learns why from here.
+    tiny_windows: AtomicBool,
 }
 
 impl ConnState {
@@ -236,6 +244,7 @@ impl ConnState {
             defer_flush: AtomicBool::new(false),
             flush_owed: AtomicBool::new(false),
             write_blocked: AtomicBool::new(false),
+            tiny_windows: AtomicBool::new(false),
         }
     }
 
@@ -286,6 +295,11 @@ impl ConnState {
         if self.write_blocked.load(Ordering::Relaxed) {
             self.write_blocked.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// Whether the connection was ended because its client kept its windows tiny.
+    pub(crate) fn ended_for_tiny_windows(&self) -> bool {
+        self.tiny_windows.load(Ordering::Relaxed)
     }
 
     /// A write found the client's receive window full.
@@ -426,6 +440,8 @@ pub(crate) struct ConnIo<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     state: Arc<ConnState>,
     shut_down: bool,
     token: Option<TaskTrackerToken>,
+    /// HTTP/2: follows the client's frames for tiny flow-control windows.
+    windows: Option<Box<WindowWatch>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
@@ -438,7 +454,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
             state,
             shut_down: false,
             token: Some(token),
+            windows: None,
         }
+    }
+
+    /// From now on the bytes read are followed as HTTP/2 frames, and a client that keeps its
+    /// flow-control windows tiny gets a read error ([`TinyWindows`] inside) that ends the
+    /// connection (server/window_watch.rs).
+    pub(crate) fn watch_windows(&mut self) {
+        self.windows = Some(Box::default());
     }
 
     /// From now on, writes up to [`CORK_MAX`] in all are held until a flush, and the stream
@@ -502,6 +526,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
             }
         } else if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.state.on_read();
+            if let Some(watch) = self.windows.as_mut() {
+                if let Err(tiny) = watch.feed(&buf.filled()[before..]) {
+                    self.state.tiny_windows.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Err(io::Error::other(tiny)));
+                }
+            }
         }
         res
     }

@@ -12,6 +12,7 @@ pub mod proxy;
 mod service;
 pub mod shutdown;
 pub mod sniff;
+mod window_watch;
 
 use std::future::Future;
 use std::net::SocketAddr;
