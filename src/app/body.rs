@@ -12,7 +12,7 @@
 //!
 //! Memory: a body given a [`SendBudget`] takes each chunk's size from it before reading and
 //! gives it back when the connection drops the chunk (app/budget.rs); the first chunk is
-//! [`FIRST_CHUNK`] and each next one twice the last, up to [`FILE_CHUNK`], so a stream the
+//! `FIRST_CHUNK` (16 KiB) and each next one twice the last, up to `FILE_CHUNK` (256 KiB), so a stream the
 //! client never reads holds one small chunk.
 
 use std::collections::VecDeque;
