@@ -1,6 +1,12 @@
-//! The per-connection hyper service around the shared asset service: the in-flight count
-//! the deadlines need, and each response's metrics and access-log line, recorded when its
-//! body ends.
+//! The per-connection hyper service around the shared asset service: the protocol rules a
+//! request must meet first (server/request_check.rs), the in-flight count the deadlines
+//! need, and each response's metrics and access-log line, recorded when its body ends.
+//!
+//! Its error is an `h2::Error` because hyper's HTTP/2 server resets a stream whose service
+//! future fails with the h2 reason found in the error's source chain
+//! (`hyper::Error::h2_reason`); that is how a malformed HTTP/2 request gets RST_STREAM
+//! PROTOCOL_ERROR and no response. HTTP/1 never gets an error (hyper would close the
+//! connection without an answer): it gets a 400 with `Connection: close`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,20 +14,25 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::{HeaderValue, CONNECTION};
 use hyper::body::Incoming;
 
 use super::io::{ConnState, InFlight};
-use crate::app::{AssetService, Body};
-use crate::telemetry::Metrics;
+use super::request_check::{self, Verdict};
+use super::Shared;
+use crate::app::{AssetService, Body, ResponseFuture};
+use crate::telemetry::{Metrics, Rejection};
 
-/// The per-connection hyper service: counts requests in flight (for the deadlines) around
-/// the shared [`AssetService`], and records each response when its body ends (metrics, and
-/// the access log when on).
+/// The per-connection hyper service: checks the protocol rules, counts requests in flight
+/// (for the deadlines) around the shared [`AssetService`], and records each response when
+/// its body ends (metrics, and the access log when on).
 #[derive(Clone)]
 pub(super) struct ConnService {
     pub(super) app: AssetService,
     pub(super) state: Arc<ConnState>,
-    pub(super) metrics: Arc<Metrics>,
+    pub(super) shared: Arc<Shared>,
+    /// The client (the TCP peer, or the address a trusted proxy's header gave).
+    pub(super) peer: SocketAddr,
     pub(super) h2: bool,
     /// The connection as the access log describes it; None when the access log is off.
     pub(super) access: Option<Arc<ConnInfo>>,
@@ -37,16 +48,18 @@ pub(super) struct ConnInfo {
 
 impl hyper::service::Service<http::Request<Incoming>> for ConnService {
     type Response = http::Response<Body>;
-    type Error = std::convert::Infallible;
+    type Error = h2::Error;
     type Future = ConnFuture;
 
     fn call(&self, req: http::Request<Incoming>) -> ConnFuture {
         self.state.request_started();
+        let metrics = &self.shared.metrics;
         Metrics::inc(if self.h2 {
-            &self.metrics.requests_h2
+            &metrics.requests_h2
         } else {
-            &self.metrics.requests_h1
+            &metrics.requests_h1
         });
+        let verdict = request_check::check(&req, self.h2);
         let access = self.access.as_ref().map(|conn| AccessLine {
             conn: Arc::clone(conn),
             method: req.method().clone(),
@@ -55,32 +68,80 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
         });
         let done = RequestDone {
             _in_flight: InFlight(Arc::clone(&self.state)),
-            metrics: Arc::clone(&self.metrics),
+            metrics: Arc::clone(metrics),
             h2: self.h2,
             start: std::time::Instant::now(),
             status: 0,
             len: 0,
             access,
         };
-        let inner = tower::Service::call(&mut self.app.clone(), req);
+        let step = match verdict {
+            Verdict::Serve => Step::App(tower::Service::call(&mut self.app.clone(), req)),
+            Verdict::Refuse(why) => {
+                self.refused(why);
+                if self.h2 {
+                    Step::Reset(Some(h2::Reason::PROTOCOL_ERROR.into()))
+                } else {
+                    Step::App(ResponseFuture::Ready(Some(self.refusal_answer(why))))
+                }
+            }
+        };
         ConnFuture {
-            inner,
+            step,
             done: Some(done),
         }
     }
 }
 
+impl ConnService {
+    /// Counts a refused request and logs it (rate-limited) with the peer.
+    fn refused(&self, why: Rejection) {
+        self.shared.metrics.rejected(why);
+        if let Some(suppressed) = self.shared.warn_limit.allow() {
+            tracing::warn!(peer = %self.peer, h2 = self.h2, reason = why.label(), suppressed, "request refused");
+        }
+    }
+
+    /// The answer to a refused HTTP/1 request: the status and a line saying why, with
+    /// `Connection: close`, which makes hyper close after it.
+    fn refusal_answer(&self, why: Rejection) -> http::Response<Body> {
+        let (status, msg) = request_check::answer(why);
+        let mut r = crate::app::text(status, msg, &self.app.site().options().build.security);
+        if !self.h2 {
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
+    }
+}
+
+/// What a request's future is doing.
+enum Step {
+    /// The app is answering (or a refusal's 400 is ready).
+    App(ResponseFuture),
+    /// HTTP/2 refused: the stream is reset with this.
+    Reset(Option<h2::Error>),
+}
+
 pub(super) struct ConnFuture {
-    inner: crate::app::ResponseFuture,
+    step: Step,
     done: Option<RequestDone>,
 }
 
 impl Future for ConnFuture {
-    type Output = Result<http::Response<Body>, std::convert::Infallible>;
+    type Output = Result<http::Response<Body>, h2::Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let res = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        let res = match &mut this.step {
+            Step::App(inner) => match std::task::ready!(Pin::new(inner).poll(cx)) {
+                Ok(r) => Ok(r),
+                Err(never) => match never {},
+            },
+            Step::Reset(e) => Err(e
+                .take()
+                .unwrap_or_else(|| h2::Reason::INTERNAL_ERROR.into())),
+        };
         Poll::Ready(res.map(|r| match this.done.take() {
             Some(mut done) => {
                 done.status = r.status().as_u16();
