@@ -108,7 +108,7 @@ impl FailureClass {
 }
 
 /// Why a request was refused before the app saw it (server/request_check.rs): an HTTP/1
-/// request answered 400 or an HTTP/2 stream reset.
+/// request answered 400 or an HTTP/2 stream reset, or a request body past the drain bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Rejection {
     /// HTTP/1.1 without `Host`; HTTP/2 without `:authority` and without `Host`.
@@ -119,15 +119,21 @@ pub enum Rejection {
     InvalidHost,
     /// HTTP/1.1 with `Transfer-Encoding` (covers `Content-Length` with `Transfer-Encoding`).
     TransferEncoding,
+    /// An HTTP/2 request body longer than the bound read before answering (413).
+    BodyTooLarge,
+    /// An HTTP/2 request whose body ended in a stream error h2 detected (the stream is reset).
+    StreamError,
 }
 
 impl Rejection {
     /// All reasons, in the order of [`MetricsSnapshot::requests_rejected`].
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::MissingHost,
         Self::DuplicateHost,
         Self::InvalidHost,
         Self::TransferEncoding,
+        Self::BodyTooLarge,
+        Self::StreamError,
     ];
 
     /// The label used in logs and metrics.
@@ -138,6 +144,8 @@ impl Rejection {
             Self::DuplicateHost => "duplicate_host",
             Self::InvalidHost => "invalid_host",
             Self::TransferEncoding => "transfer_encoding",
+            Self::BodyTooLarge => "body_too_large",
+            Self::StreamError => "stream_error",
         }
     }
 
@@ -161,7 +169,7 @@ pub struct Metrics {
     pub(crate) requests_h1: AtomicU64,
     pub(crate) requests_h2: AtomicU64,
     /// Requests refused before the app, by [`Rejection::ALL`] order.
-    pub(crate) requests_rejected: [AtomicU64; 4],
+    pub(crate) requests_rejected: [AtomicU64; 6],
     /// Finished responses by protocol (h1, h2) and status class (1xx..5xx).
     pub(crate) responses: [[AtomicU64; 5]; 2],
     pub(crate) bytes_sent: AtomicU64,
@@ -202,7 +210,7 @@ pub struct MetricsSnapshot {
     pub requests_h2: u64,
     /// Requests refused before the app by [`Rejection::ALL`] order (also counted in
     /// `requests_h1`/`requests_h2`; an HTTP/1 refusal also in `responses`).
-    pub requests_rejected: [u64; 4],
+    pub requests_rejected: [u64; 6],
     /// Finished responses: `[protocol][class]`, protocol 0 = HTTP/1.1, 1 = HTTP/2, class
     /// 0..5 = 1xx..5xx.
     pub responses: [[u64; 5]; 2],
@@ -266,6 +274,8 @@ impl MetricsSnapshot {
             rejected_duplicate_host = r(Rejection::DuplicateHost),
             rejected_invalid_host = r(Rejection::InvalidHost),
             rejected_transfer_encoding = r(Rejection::TransferEncoding),
+            rejected_body_too_large = r(Rejection::BodyTooLarge),
+            rejected_stream_error = r(Rejection::StreamError),
             bytes_sent = self.bytes_sent,
             closed_idle = self.connections_closed_idle,
             closed_header_timeout = self.connections_closed_header_timeout,

@@ -1,8 +1,9 @@
 //! The protocol rules a request must meet before it is served, against the real binary:
 //! HTTP/1.1 `Host` (RFC 9112 3.2), no `Transfer-Encoding` with or without `Content-Length`
-//! (request smuggling, RFC 9112 6.1) and HTTP/2 `:authority`/`host` (RFC 9113 8.3.1).
-//! HTTP/2 is spoken frame by frame, built by hand over the harness's rustls stream, so that
-//! the client can send what a real client never would.
+//! (request smuggling, RFC 9112 6.1), HTTP/2 `:authority`/`host` (RFC 9113 8.3.1), and that
+//! a stream error in an HTTP/2 request body always wins over a response (RFC 9113 8.1,
+//! 5.4.2), whatever the timing. HTTP/2 is spoken frame by frame, built by hand over the
+//! harness's rustls stream, so that the client can send what a real client never would.
 
 mod support;
 
@@ -151,7 +152,11 @@ const WINDOW_UPDATE: u8 = 0x8;
 const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 
+const NO_ERROR: u32 = 0x0;
 const PROTOCOL_ERROR: u32 = 0x1;
+const FLOW_CONTROL_ERROR: u32 = 0x3;
+const STREAM_CLOSED: u32 = 0x5;
+const CANCEL: u32 = 0x8;
 
 /// Header fields as (name, value).
 type Fields<'a> = &'a [(&'a str, &'a str)];
@@ -179,6 +184,18 @@ fn hpack(fields: Fields) -> Vec<u8> {
         out.extend_from_slice(value.as_bytes());
     }
     out
+}
+
+/// A request's HEADERS frame: `GET /` with an `:authority`, then `extra` fields.
+fn get(stream: u32, flags: u8, extra: Fields) -> Vec<u8> {
+    let mut fields = vec![
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":path", "/"),
+        (":authority", "localhost"),
+    ];
+    fields.extend_from_slice(extra);
+    frame(HEADERS, flags | END_HEADERS, stream, &hpack(&fields))
 }
 
 struct Frame {
@@ -378,4 +395,173 @@ async fn http2_without_authority_or_host_gets_protocol_error_and_with_host_alone
         .wait_line("reason=\"missing_host\"", Duration::from_secs(2))
         .await;
     assert!(line.contains("h2=true"), "{line}");
+}
+
+/// Opens stream 1 with a request that has a body to come, waits `delay` (0: the rest goes
+/// in the same write), sends `rest`, and returns what the server did on stream 1.
+async fn body_case(server: &Rampart, extra: Fields<'_>, rest: &[u8], delay: u64) -> Outcome {
+    let mut h2 = RawH2::connect(server).await;
+    let head = get(1, 0, extra);
+    if delay == 0 {
+        h2.send(&[head, rest.to_vec()].concat()).await;
+    } else {
+        h2.send(&head).await;
+        // Long enough for the server to accept the stream and, were it to answer early,
+        // to answer.
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        h2.send(rest).await;
+    }
+    h2.outcome(1, WAIT).await
+}
+
+/// The delays each HTTP/2 body case is run with, 20 runs in all.
+const DELAYS: [u64; 4] = [0, 1, 10, 40];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_stream_errors_in_a_request_body_always_reset_the_stream_before_any_response() {
+    let server = Rampart::start(&[]);
+    let second_headers = frame(HEADERS, END_HEADERS, 1, &hpack(&[("x-trailer", "1")]));
+    let short_body = frame(DATA, END_STREAM, 1, b"12345");
+    let window_overflow = frame(WINDOW_UPDATE, 0, 1, &0x7fff_ffffu32.to_be_bytes());
+    // What the case is, the request's extra fields, what follows its HEADERS, the reset.
+    type Case<'a> = (&'a str, Fields<'a>, &'a [u8], u32);
+    let cases: [Case; 3] = [
+        (
+            "a second HEADERS without END_STREAM",
+            &[],
+            &second_headers,
+            PROTOCOL_ERROR,
+        ),
+        (
+            "content-length 10 with 5 bytes of DATA",
+            &[("content-length", "10")],
+            &short_body,
+            PROTOCOL_ERROR,
+        ),
+        (
+            "a WINDOW_UPDATE past 2^31-1",
+            &[],
+            &window_overflow,
+            FLOW_CONTROL_ERROR,
+        ),
+    ];
+    for (what, extra, rest, code) in cases {
+        for run in 0..20 {
+            let delay = DELAYS[run % DELAYS.len()];
+            let out = body_case(&server, extra, rest, delay).await;
+            assert_eq!(
+                out,
+                Outcome {
+                    reset: Some(code),
+                    ..Outcome::default()
+                },
+                "{what}, run {run}, delay {delay} ms"
+            );
+        }
+    }
+    let m = server.wait_line("reason=\"stream_error\"", WAIT).await;
+    assert!(m.contains("h2=true"), "{m}");
+    server_still_serves(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_data_after_the_clients_reset_gets_no_response_and_a_stream_closed_error() {
+    let server = Rampart::start(&[]);
+    let rest = [
+        frame(RST_STREAM, 0, 1, &CANCEL.to_be_bytes()),
+        frame(DATA, 0, 1, b"late"),
+    ]
+    .concat();
+    for run in 0..20 {
+        let delay = DELAYS[run % DELAYS.len()];
+        let out = body_case(&server, &[], &rest, delay).await;
+        // RFC 9113 5.1: a frame after RST_STREAM is a stream error STREAM_CLOSED, which an
+        // endpoint may treat as a connection error (5.4); h2 does the latter while the
+        // stream is still held, the former once it has been let go.
+        assert_eq!(out.status, None, "run {run}, delay {delay} ms: {out:?}");
+        assert!(
+            out.reset == Some(STREAM_CLOSED) || out.goaway.is_some(),
+            "run {run}, delay {delay} ms: {out:?}"
+        );
+    }
+    server_still_serves(&server).await;
+}
+
+/// RFC 9113 8.1 makes trailers with pseudo-header fields malformed, but h2 0.4.20 drops
+/// them unchecked (`Recv::recv_trailers` keeps `frame.into_fields()` only), so neither
+/// hyper nor rampart can see them: such a request is served (200) once its trailers are in,
+/// every time. Run with `--ignored` to see whether an h2 release fixed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "h2 0.4.20 drops pseudo-header fields in trailers without a check; needs an h2 fix"]
+async fn http2_pseudo_headers_in_trailers_get_protocol_error() {
+    let server = Rampart::start(&[]);
+    let trailers = frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &hpack(&[(":path", "/x")]),
+    );
+    for run in 0..20 {
+        let delay = DELAYS[run % DELAYS.len()];
+        let out = body_case(&server, &[], &trailers, delay).await;
+        assert_eq!(
+            out,
+            Outcome {
+                reset: Some(PROTOCOL_ERROR),
+                ..Outcome::default()
+            },
+            "run {run}, delay {delay} ms"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_requests_with_a_proper_body_are_answered_and_a_body_past_64_kib_gets_413() {
+    let server = Rampart::start(&[]);
+    let body = frame(DATA, END_STREAM, 1, b"12345");
+    for run in 0..20 {
+        let delay = DELAYS[run % DELAYS.len()];
+        let out = body_case(&server, &[("content-length", "5")], &body, delay).await;
+        assert_eq!(
+            out.status,
+            Some(200),
+            "run {run}, delay {delay} ms: {out:?}"
+        );
+        assert_eq!(out.reset, None, "{out:?}");
+    }
+    // Trailers end a body too.
+    let trailers = frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &hpack(&[("x-t", "1")]),
+    );
+    let data = frame(DATA, 0, 1, b"12345");
+    let out = body_case(&server, &[], &[data, trailers].concat(), 10).await;
+    assert_eq!(out.status, Some(200), "DATA then trailers: {out:?}");
+    // 65 KiB in 16 KiB frames, no END_STREAM: answered 413 without waiting for the end.
+    let chunk = vec![b'x'; 16 * 1024];
+    let mut big = Vec::new();
+    for _ in 0..4 {
+        big.extend(frame(DATA, 0, 1, &chunk));
+    }
+    big.extend(frame(DATA, 0, 1, &[b'x'; 1024]));
+    let mut h2 = RawH2::connect(&server).await;
+    h2.send(&[get(1, 0, &[]), big].concat()).await;
+    let out = h2.outcome(1, WAIT).await;
+    assert_eq!(out.status, Some(413), "{out:?}");
+    // The rest of the request is refused with NO_ERROR (RFC 9113 8.1), not an error.
+    let after = h2.outcome(1, Duration::from_secs(1)).await;
+    assert!(
+        after.reset.is_none_or(|c| c == NO_ERROR) && after.goaway.is_none(),
+        "{after:?}"
+    );
+    server.wait_line("reason=\"body_too_large\"", WAIT).await;
+}
+
+/// A plain HTTP/2 GET on a new connection still gets its 200.
+async fn server_still_serves(server: &Rampart) {
+    let mut h2 = RawH2::connect(server).await;
+    h2.send(&get(1, END_STREAM, &[])).await;
+    assert_eq!(h2.outcome(1, WAIT).await.status, Some(200));
 }

@@ -242,7 +242,7 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
     family(
         "rampart_requests_rejected_total",
         "counter",
-        "Requests refused before the app, by reason: HTTP/1 answered 400 (missing, duplicate or invalid Host; Transfer-Encoding), HTTP/2 streams reset (no :authority or Host).",
+        "Requests refused before the app, by reason: HTTP/1 answered 400 (missing, duplicate or invalid Host; Transfer-Encoding), HTTP/2 streams reset (no :authority or Host; a stream error in the body read before answering), 413 for such a body past 64 KiB.",
         &rejected,
     );
     family(

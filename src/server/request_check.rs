@@ -1,9 +1,12 @@
 //! The protocol rules a request must meet before the app sees it, and nothing else: the
 //! `Host` rules of RFC 9112 section 3.2 (HTTP/1.1) and RFC 9113 section 8.3.1 (HTTP/2), no
-//! `Transfer-Encoding` on HTTP/1.1 (RFC 9112 section 6.1, request smuggling). It decides; `ConnService` (server/service.rs) answers, counts and logs. The app's own
+//! `Transfer-Encoding` on HTTP/1.1 (RFC 9112 section 6.1, request smuggling), and that an
+//! HTTP/2 request body is read to its end before the answer (RFC 9113 sections 8.1 and 5.4.2).
+//! It decides; `ConnService` (server/service.rs) answers, counts and logs. The app's own
 //! rules (methods, paths, ranges) stay in src/app/.
 //!
-//! The common request costs two header-map lookups; no allocation. Why `Transfer-Encoding` alone is refused on HTTP/1.1: hyper drops a
+//! The common request costs two header-map lookups and, on HTTP/2, `is_end_stream`; no
+//! allocation. Why `Transfer-Encoding` alone is refused on HTTP/1.1: hyper drops a
 //! `Content-Length` that comes with it before the service sees the request (either order,
 //! `proto::h1::role::Server::parse`), so "Content-Length with Transfer-Encoding" cannot be
 //! told from `Transfer-Encoding` alone without scanning every raw request head; and the app
@@ -14,11 +17,20 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Version};
 
 use crate::telemetry::Rejection;
 
+/// The most an HTTP/2 request body may hold before rampart answers 413 instead of reading
+/// on: the body is read (and discarded) before the answer, see [`check`].
+pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024;
+
 /// What to do with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Hand it to the app now.
     Serve,
+    /// HTTP/2 with a body still to come: read the body to its end (at most [`DRAIN_LIMIT`])
+    /// and only then call the app, so that a stream error h2 finds in the rest (a second
+    /// HEADERS, a content-length that DATA disagrees with, a window overflow) resets the
+    /// stream before any response HEADERS, whatever the timing.
+    Drain,
     /// Refuse it: HTTP/1 answers 400 and closes, HTTP/2 resets the stream (PROTOCOL_ERROR).
     Refuse(Rejection),
 }
@@ -33,9 +45,13 @@ pub(crate) fn check<B: http_body::Body>(req: &Request<B>, h2: bool) -> Verdict {
             Some(_) => Ok(()),
             None => host_header(req.headers(), true),
         };
-        match host {
-            Ok(()) => Verdict::Serve,
-            Err(why) => Verdict::Refuse(why),
+        if let Err(why) = host {
+            return Verdict::Refuse(why);
+        }
+        if req.body().is_end_stream() {
+            Verdict::Serve
+        } else {
+            Verdict::Drain
         }
     } else {
         // HTTP/1.0 without Host stays allowed; a Host that is there must be right.
@@ -50,7 +66,7 @@ pub(crate) fn check<B: http_body::Body>(req: &Request<B>, h2: bool) -> Verdict {
 }
 
 /// The status and text of the answer to a refused request that gets one: every HTTP/1
-/// refusal (HTTP/2 refusals are resets).
+/// refusal, and an HTTP/2 body past [`DRAIN_LIMIT`] (other HTTP/2 refusals are resets).
 pub(crate) fn answer(why: Rejection) -> (StatusCode, &'static str) {
     let msg = match why {
         Rejection::MissingHost => "400 Bad Request: an HTTP/1.1 request needs a Host header\n",
@@ -58,6 +74,13 @@ pub(crate) fn answer(why: Rejection) -> (StatusCode, &'static str) {
         Rejection::InvalidHost => "400 Bad Request: the Host header is not a valid host[:port]\n",
         Rejection::TransferEncoding => {
             "400 Bad Request: Transfer-Encoding is not accepted in requests\n"
+        }
+        Rejection::StreamError => "400 Bad Request: malformed request body\n",
+        Rejection::BodyTooLarge => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 Content Too Large: this server answers GET and HEAD\n",
+            )
         }
     };
     (StatusCode::BAD_REQUEST, msg)
@@ -154,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn http2_needs_an_authority_or_a_host() {
+    fn http2_needs_an_authority_or_a_host_and_drains_bodies() {
         let v2 = |h: &[(&str, &str)], uri: &str, body: &str| {
             let mut r = req(Version::HTTP_2, h, uri);
             *r.body_mut() = body.to_owned();
@@ -167,6 +190,7 @@ mod tests {
             v2(&[], "https://u@a/", ""),
             Verdict::Refuse(Rejection::InvalidHost)
         );
+        assert_eq!(v2(&[], "https://a/", "body"), Verdict::Drain);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use http::header::{HeaderValue, CONNECTION};
 use hyper::body::Incoming;
 
 use super::io::{ConnState, InFlight};
-use super::request_check::{self, Verdict};
+use super::request_check::{self, Verdict, DRAIN_LIMIT};
 use super::Shared;
 use crate::app::{AssetService, Body, ResponseFuture};
 use crate::telemetry::{Metrics, Rejection};
@@ -85,6 +85,7 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
                     Step::App(ResponseFuture::Ready(Some(self.refusal_answer(why))))
                 }
             }
+            Verdict::Drain => Step::Drain(Box::pin(drain_then_serve(self.clone(), req))),
         };
         ConnFuture {
             step,
@@ -102,8 +103,9 @@ impl ConnService {
         }
     }
 
-    /// The answer to a refused HTTP/1 request: the status and a line saying why, with
-    /// `Connection: close`, which makes hyper close after it.
+    /// The answer to a refused request that gets one (HTTP/1, and an HTTP/2 body past the
+    /// bound): the status and a line saying why; on HTTP/1 with `Connection: close`, which
+    /// makes hyper close after it.
     fn refusal_answer(&self, why: Rejection) -> http::Response<Body> {
         let (status, msg) = request_check::answer(why);
         let mut r = crate::app::text(status, msg, &self.app.site().options().build.security);
@@ -115,10 +117,68 @@ impl ConnService {
     }
 }
 
+/// A future that resolves to a response or to the h2 error to reset the stream with.
+type Answer = Pin<Box<dyn Future<Output = Result<http::Response<Body>, h2::Error>> + Send>>;
+
+/// Reads an HTTP/2 request body to its end, discarding it, then calls the app; a body past
+/// [`DRAIN_LIMIT`] gets 413 (hyper then resets the rest with NO_ERROR). An error while
+/// reading becomes the stream's reset: h2 has already reset the stream for its own errors
+/// (PROTOCOL_ERROR, FLOW_CONTROL_ERROR), and a stream the client reset stays reset.
+async fn drain_then_serve(
+    svc: ConnService,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<Body>, h2::Error> {
+    let (parts, mut body) = req.into_parts();
+    let mut read = 0u64;
+    loop {
+        let frame =
+            std::future::poll_fn(|cx| hyper::body::Body::poll_frame(Pin::new(&mut body), cx)).await;
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if read > DRAIN_LIMIT {
+                    svc.refused(Rejection::BodyTooLarge);
+                    return Ok(svc.refusal_answer(Rejection::BodyTooLarge));
+                }
+            }
+            Some(Err(e)) => {
+                let (reason, found_by_h2) = stream_reason(&e);
+                if found_by_h2 {
+                    svc.refused(Rejection::StreamError);
+                }
+                return Err(reason.into());
+            }
+        }
+    }
+    drop(body);
+    let req = http::Request::from_parts(parts, ());
+    Ok(tower::Service::call(&mut svc.app.clone(), req)
+        .await
+        .unwrap_or_else(|never| match never {}))
+}
+
+/// The reason of the h2 error in a body error's source chain (INTERNAL_ERROR when there is
+/// none, as hyper itself would), and whether h2 found the fault (rather than the client
+/// resetting the stream or the connection failing).
+fn stream_reason(e: &hyper::Error) -> (h2::Reason, bool) {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h2e) = err.downcast_ref::<h2::Error>() {
+            let reason = h2e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR);
+            return (reason, h2e.is_library());
+        }
+        cur = err.source();
+    }
+    (h2::Reason::INTERNAL_ERROR, false)
+}
+
 /// What a request's future is doing.
 enum Step {
     /// The app is answering (or a refusal's 400 is ready).
     App(ResponseFuture),
+    /// HTTP/2 with a body: reading it before the app answers (rare, so boxed).
+    Drain(Answer),
     /// HTTP/2 refused: the stream is reset with this.
     Reset(Option<h2::Error>),
 }
@@ -138,6 +198,7 @@ impl Future for ConnFuture {
                 Ok(r) => Ok(r),
                 Err(never) => match never {},
             },
+            Step::Drain(inner) => std::task::ready!(inner.as_mut().poll(cx)),
             Step::Reset(e) => Err(e
                 .take()
                 .unwrap_or_else(|| h2::Reason::INTERNAL_ERROR.into())),
