@@ -11,6 +11,8 @@
 //!       TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
 //!       │ in memory or a fleet's --ticket-key-file), swappable cert)
 //!       HTTP/1.1 or HTTP/2 by ALPN (hyper), deadlines: header, idle, stall; shutdown tokens
+//!         └ request rules (server/request_check.rs): one valid Host / :authority, no
+//!           Transfer-Encoding (400 + close, or RST_STREAM); HTTP/2 bodies read to their end
 //!         └ AssetService (app/): one tower Service over the in-memory AssetTable; each
 //!           response counted (metrics) and access-logged when its body ends
 //!       close path (server/io.rs): close_notify, then lingering close - on every exit

@@ -107,6 +107,53 @@ impl FailureClass {
     }
 }
 
+/// Why a request was refused before the app saw it (server/request_check.rs): an HTTP/1
+/// request answered 400 or an HTTP/2 stream reset, or a request body past the drain bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    /// HTTP/1.1 without `Host`; HTTP/2 without `:authority` and without `Host`.
+    MissingHost,
+    /// More than one `Host` header.
+    DuplicateHost,
+    /// A `Host` (or HTTP/2 `:authority`) that is not a valid authority, or has userinfo.
+    InvalidHost,
+    /// HTTP/1.1 with `Transfer-Encoding` (covers `Content-Length` with `Transfer-Encoding`).
+    TransferEncoding,
+    /// An HTTP/2 request body longer than the bound read before answering (413).
+    BodyTooLarge,
+    /// An HTTP/2 request whose body ended in a stream error h2 detected (the stream is reset).
+    StreamError,
+}
+
+impl Rejection {
+    /// All reasons, in the order of [`MetricsSnapshot::requests_rejected`].
+    pub const ALL: [Self; 6] = [
+        Self::MissingHost,
+        Self::DuplicateHost,
+        Self::InvalidHost,
+        Self::TransferEncoding,
+        Self::BodyTooLarge,
+        Self::StreamError,
+    ];
+
+    /// The label used in logs and metrics.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::MissingHost => "missing_host",
+            Self::DuplicateHost => "duplicate_host",
+            Self::InvalidHost => "invalid_host",
+            Self::TransferEncoding => "transfer_encoding",
+            Self::BodyTooLarge => "body_too_large",
+            Self::StreamError => "stream_error",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
 /// Server counters (monotonic unless named `_open`).
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -121,6 +168,8 @@ pub struct Metrics {
     pub(crate) plaintext_redirects: AtomicU64,
     pub(crate) requests_h1: AtomicU64,
     pub(crate) requests_h2: AtomicU64,
+    /// Requests refused before the app, by [`Rejection::ALL`] order.
+    pub(crate) requests_rejected: [AtomicU64; 6],
     /// Finished responses by protocol (h1, h2) and status class (1xx..5xx).
     pub(crate) responses: [[AtomicU64; 5]; 2],
     pub(crate) bytes_sent: AtomicU64,
@@ -160,6 +209,9 @@ pub struct MetricsSnapshot {
     pub requests_h1: u64,
     /// Requests served over HTTP/2.
     pub requests_h2: u64,
+    /// Requests refused before the app by [`Rejection::ALL`] order (also counted in
+    /// `requests_h1`/`requests_h2`; an HTTP/1 refusal also in `responses`).
+    pub requests_rejected: [u64; 6],
     /// Finished responses: `[protocol][class]`, protocol 0 = HTTP/1.1, 1 = HTTP/2, class
     /// 0..5 = 1xx..5xx.
     pub responses: [[u64; 5]; 2],
@@ -194,10 +246,17 @@ impl MetricsSnapshot {
         self.handshake_failures[class.index()]
     }
 
+    /// Requests refused for one reason.
+    #[must_use]
+    pub fn rejected(&self, reason: Rejection) -> u64 {
+        self.requests_rejected[reason.index()]
+    }
+
     /// Writes every counter as one `INFO counters ...` line; scripts (the load-test
     /// proofs) parse it from the log at shutdown.
     pub fn log(&self) {
         let f = |c: FailureClass| self.failures(c);
+        let r = |c: Rejection| self.rejected(c);
         tracing::info!(
             connections_total = self.connections_total,
             handshakes_full = self.handshakes_full,
@@ -214,6 +273,12 @@ impl MetricsSnapshot {
             fail_protocol_error = f(FailureClass::ProtocolError),
             requests_h1 = self.requests_h1,
             requests_h2 = self.requests_h2,
+            rejected_missing_host = r(Rejection::MissingHost),
+            rejected_duplicate_host = r(Rejection::DuplicateHost),
+            rejected_invalid_host = r(Rejection::InvalidHost),
+            rejected_transfer_encoding = r(Rejection::TransferEncoding),
+            rejected_body_too_large = r(Rejection::BodyTooLarge),
+            rejected_stream_error = r(Rejection::StreamError),
             bytes_sent = self.bytes_sent,
             closed_idle = self.connections_closed_idle,
             closed_header_timeout = self.connections_closed_header_timeout,
@@ -235,6 +300,10 @@ impl Metrics {
 
     pub(crate) fn failure(&self, class: FailureClass) {
         Self::inc(&self.handshake_failures[class.index()]);
+    }
+
+    pub(crate) fn rejected(&self, reason: Rejection) {
+        Self::inc(&self.requests_rejected[reason.index()]);
     }
 
     /// Counts a finished response: its status class, body bytes and time.
@@ -261,6 +330,7 @@ impl Metrics {
             plaintext_redirects: g(&self.plaintext_redirects),
             requests_h1: g(&self.requests_h1),
             requests_h2: g(&self.requests_h2),
+            requests_rejected: std::array::from_fn(|i| g(&self.requests_rejected[i])),
             responses: std::array::from_fn(|p| std::array::from_fn(|c| g(&self.responses[p][c]))),
             bytes_sent: g(&self.bytes_sent),
             response_time: self.response_time.snapshot(),

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::Shared;
 use crate::app::{Body, Site};
-use crate::telemetry::{FailureClass, MetricsSnapshot, HISTOGRAM_BOUNDS_US};
+use crate::telemetry::{FailureClass, MetricsSnapshot, Rejection, HISTOGRAM_BOUNDS_US};
 
 /// Connections served at once; more wait in the backlog.
 const MAX_CONNECTIONS: usize = 32;
@@ -233,6 +233,17 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
             ("protocol=\"h1\"", m.requests_h1),
             ("protocol=\"h2\"", m.requests_h2),
         ],
+    );
+    let rejected: Vec<(String, u64)> = Rejection::ALL
+        .iter()
+        .map(|r| (format!("reason=\"{}\"", r.label()), m.rejected(*r)))
+        .collect();
+    let rejected: Vec<(&str, u64)> = rejected.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        "rampart_requests_rejected_total",
+        "counter",
+        "Requests refused before the app, by reason: HTTP/1 answered 400 (missing, duplicate or invalid Host; Transfer-Encoding), HTTP/2 streams reset (no :authority or Host; a stream error in the body read before answering), 413 for such a body past 64 KiB.",
+        &rejected,
     );
     family(
         "rampart_response_bytes_total",

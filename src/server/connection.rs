@@ -87,7 +87,8 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
     let svc = ConnService {
         app: shared.app.clone(),
         state: Arc::clone(&state),
-        metrics: Arc::clone(&shared.metrics),
+        shared: Arc::clone(shared),
+        peer,
         h2,
         access,
         budget: Arc::new(SendBudget::for_connection(

@@ -9,6 +9,7 @@ mod handshake;
 pub(crate) mod io;
 pub mod plaintext;
 pub mod proxy;
+mod request_check;
 mod service;
 pub mod shutdown;
 pub mod sniff;

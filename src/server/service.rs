@@ -1,6 +1,12 @@
-//! The per-connection hyper service around the shared asset service: the in-flight count
-//! the deadlines need, and each response's metrics and access-log line, recorded when its
-//! body ends.
+//! The per-connection hyper service around the shared asset service: the protocol rules a
+//! request must meet first (server/request_check.rs), the in-flight count the deadlines
+//! need, and each response's metrics and access-log line, recorded when its body ends.
+//!
+//! Its error is an `h2::Error` because hyper's HTTP/2 server resets a stream whose service
+//! future fails with the h2 reason found in the error's source chain
+//! (`hyper::Error::h2_reason`); that is how a malformed HTTP/2 request gets RST_STREAM
+//! PROTOCOL_ERROR and no response. HTTP/1 never gets an error (hyper would close the
+//! connection without an answer): it gets a 400 with `Connection: close`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,20 +14,25 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::{HeaderValue, CONNECTION};
 use hyper::body::Incoming;
 
 use super::io::{ConnState, InFlight};
-use crate::app::{AssetService, Body, SendBudget};
-use crate::telemetry::Metrics;
+use super::request_check::{self, Verdict, DRAIN_LIMIT};
+use super::Shared;
+use crate::app::{AssetService, Body, ResponseFuture, SendBudget};
+use crate::telemetry::{Metrics, Rejection};
 
-/// The per-connection hyper service: counts requests in flight (for the deadlines) around
-/// the shared [`AssetService`], and records each response when its body ends (metrics, and
-/// the access log when on).
+/// The per-connection hyper service: checks the protocol rules, counts requests in flight
+/// (for the deadlines) around the shared [`AssetService`], and records each response when
+/// its body ends (metrics, and the access log when on).
 #[derive(Clone)]
 pub(super) struct ConnService {
     pub(super) app: AssetService,
     pub(super) state: Arc<ConnState>,
-    pub(super) metrics: Arc<Metrics>,
+    pub(super) shared: Arc<Shared>,
+    /// The client (the TCP peer, or the address a trusted proxy's header gave).
+    pub(super) peer: SocketAddr,
     pub(super) h2: bool,
     /// The connection as the access log describes it; None when the access log is off.
     pub(super) access: Option<Arc<ConnInfo>>,
@@ -39,16 +50,18 @@ pub(super) struct ConnInfo {
 
 impl hyper::service::Service<http::Request<Incoming>> for ConnService {
     type Response = http::Response<Body>;
-    type Error = std::convert::Infallible;
+    type Error = h2::Error;
     type Future = ConnFuture;
 
     fn call(&self, req: http::Request<Incoming>) -> ConnFuture {
         self.state.request_started();
+        let metrics = &self.shared.metrics;
         Metrics::inc(if self.h2 {
-            &self.metrics.requests_h2
+            &metrics.requests_h2
         } else {
-            &self.metrics.requests_h1
+            &metrics.requests_h1
         });
+        let verdict = request_check::check(&req, self.h2);
         let access = self.access.as_ref().map(|conn| AccessLine {
             conn: Arc::clone(conn),
             method: req.method().clone(),
@@ -57,34 +70,143 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
         });
         let done = RequestDone {
             _in_flight: InFlight(Arc::clone(&self.state)),
-            metrics: Arc::clone(&self.metrics),
+            metrics: Arc::clone(metrics),
             h2: self.h2,
             start: std::time::Instant::now(),
             status: 0,
             len: 0,
             access,
         };
-        let inner = tower::Service::call(&mut self.app.clone(), req);
+        let step = match verdict {
+            Verdict::Serve => Step::App(tower::Service::call(&mut self.app.clone(), req)),
+            Verdict::Refuse(why) => {
+                self.refused(why);
+                if self.h2 {
+                    Step::Reset(Some(h2::Reason::PROTOCOL_ERROR.into()))
+                } else {
+                    Step::App(ResponseFuture::Ready(Some(self.refusal_answer(why))))
+                }
+            }
+            Verdict::Drain => Step::Drain(Box::pin(drain_then_serve(self.clone(), req))),
+        };
         ConnFuture {
-            inner,
+            step,
             done: Some(done),
             budget: Arc::clone(&self.budget),
         }
     }
 }
 
+impl ConnService {
+    /// Counts a refused request and logs it (rate-limited) with the peer.
+    fn refused(&self, why: Rejection) {
+        self.shared.metrics.rejected(why);
+        if let Some(suppressed) = self.shared.warn_limit.allow() {
+            tracing::warn!(peer = %self.peer, h2 = self.h2, reason = why.label(), suppressed, "request refused");
+        }
+    }
+
+    /// The answer to a refused request that gets one (HTTP/1, and an HTTP/2 body past the
+    /// bound): the status and a line saying why; on HTTP/1 with `Connection: close`, which
+    /// makes hyper close after it.
+    fn refusal_answer(&self, why: Rejection) -> http::Response<Body> {
+        let (status, msg) = request_check::answer(why);
+        let mut r = crate::app::text(status, msg, &self.app.site().options().build.security);
+        if !self.h2 {
+            r.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        r
+    }
+}
+
+/// A future that resolves to a response or to the h2 error to reset the stream with.
+type Answer = Pin<Box<dyn Future<Output = Result<http::Response<Body>, h2::Error>> + Send>>;
+
+/// Reads an HTTP/2 request body to its end, discarding it, then calls the app; a body past
+/// [`DRAIN_LIMIT`] gets 413 (hyper then resets the rest with NO_ERROR). An error while
+/// reading becomes the stream's reset: h2 has already reset the stream for its own errors
+/// (PROTOCOL_ERROR, FLOW_CONTROL_ERROR), and a stream the client reset stays reset.
+async fn drain_then_serve(
+    svc: ConnService,
+    req: http::Request<Incoming>,
+) -> Result<http::Response<Body>, h2::Error> {
+    let (parts, mut body) = req.into_parts();
+    let mut read = 0u64;
+    loop {
+        let frame =
+            std::future::poll_fn(|cx| hyper::body::Body::poll_frame(Pin::new(&mut body), cx)).await;
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if read > DRAIN_LIMIT {
+                    svc.refused(Rejection::BodyTooLarge);
+                    return Ok(svc.refusal_answer(Rejection::BodyTooLarge));
+                }
+            }
+            Some(Err(e)) => {
+                let (reason, found_by_h2) = stream_reason(&e);
+                if found_by_h2 {
+                    svc.refused(Rejection::StreamError);
+                }
+                return Err(reason.into());
+            }
+        }
+    }
+    drop(body);
+    let req = http::Request::from_parts(parts, ());
+    Ok(tower::Service::call(&mut svc.app.clone(), req)
+        .await
+        .unwrap_or_else(|never| match never {}))
+}
+
+/// The reason of the h2 error in a body error's source chain (INTERNAL_ERROR when there is
+/// none, as hyper itself would), and whether h2 found the fault (rather than the client
+/// resetting the stream or the connection failing).
+fn stream_reason(e: &hyper::Error) -> (h2::Reason, bool) {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h2e) = err.downcast_ref::<h2::Error>() {
+            let reason = h2e.reason().unwrap_or(h2::Reason::INTERNAL_ERROR);
+            return (reason, h2e.is_library());
+        }
+        cur = err.source();
+    }
+    (h2::Reason::INTERNAL_ERROR, false)
+}
+
+/// What a request's future is doing.
+enum Step {
+    /// The app is answering (or a refusal's 400 is ready).
+    App(ResponseFuture),
+    /// HTTP/2 with a body: reading it before the app answers (rare, so boxed).
+    Drain(Answer),
+    /// HTTP/2 refused: the stream is reset with this.
+    Reset(Option<h2::Error>),
+}
+
 pub(super) struct ConnFuture {
-    inner: crate::app::ResponseFuture,
+    step: Step,
     done: Option<RequestDone>,
     budget: Arc<SendBudget>,
 }
 
 impl Future for ConnFuture {
-    type Output = Result<http::Response<Body>, std::convert::Infallible>;
+    type Output = Result<http::Response<Body>, h2::Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let res = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        let res = match &mut this.step {
+            Step::App(inner) => match std::task::ready!(Pin::new(inner).poll(cx)) {
+                Ok(r) => Ok(r),
+                Err(never) => match never {},
+            },
+            Step::Drain(inner) => std::task::ready!(inner.as_mut().poll(cx)),
+            Step::Reset(e) => Err(e
+                .take()
+                .unwrap_or_else(|| h2::Reason::INTERNAL_ERROR.into())),
+        };
         Poll::Ready(res.map(|r| match this.done.take() {
             Some(mut done) => {
                 done.status = r.status().as_u16();
