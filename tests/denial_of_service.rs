@@ -291,7 +291,7 @@ async fn an_h2_client_that_opens_its_window_a_byte_at_a_time_is_closed() {
     );
     assert!(sent < 50_000, "every update was taken in");
     let line = server
-        .wait_line("keeps its windows tiny", Duration::from_secs(2))
+        .wait_line("a misbehaving HTTP/2 connection", Duration::from_secs(2))
         .await;
     assert!(
         line.contains(" WARN ") && line.contains("peer=127.0.0.1:"),

@@ -18,12 +18,13 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::frame_watch::FrameFault;
 use super::handshake::{establish, SHUTDOWN_GRACE};
 use super::io::{ConnIo, ConnState, Deadline, Prefixed};
 use super::service::{ConnInfo, ConnService};
 use super::Shared;
 use crate::app::budget::{self, SendBudget};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Rejection};
 
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +103,7 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
         serve_h1(io, svc, &state, shared).await
     };
     if let Err(ended) = result.as_mut() {
-        ended.tiny_windows = state.ended_for_tiny_windows();
+        ended.fault = state.frame_fault().cloned();
     }
     match result {
         Ok(()) => {}
@@ -117,13 +118,18 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
             tracing::warn!(%peer, sni = sni.as_deref().unwrap_or("none"), h2, tls_error = %tls, reason = %why, "tls error in an established session");
         }
         Err(Ended {
-            tiny_windows: true,
-            why,
-            ..
+            fault: Some(fault), ..
         }) => {
-            Metrics::inc(&shared.metrics.connections_closed_tiny_windows);
+            match fault {
+                FrameFault::TinyWindows { .. } => {
+                    Metrics::inc(&shared.metrics.connections_closed_tiny_windows);
+                }
+                FrameFault::PseudoHeaderInTrailers { .. } => {
+                    shared.metrics.rejected(Rejection::StreamError);
+                }
+            }
             if let Some(suppressed) = shared.warn_limit.allow() {
-                tracing::warn!(%peer, reason = %why, suppressed, "closed an HTTP/2 connection that keeps its windows tiny");
+                tracing::warn!(%peer, reason = %fault, suppressed, "closed a misbehaving HTTP/2 connection");
             }
         }
         Err(Ended { why, .. }) => {
@@ -138,8 +144,8 @@ struct Ended {
     tls: Option<String>,
     /// The whole cause chain, or the deadline that closed it.
     why: String,
-    /// The HTTP/2 client kept its flow-control windows tiny (server/window_watch.rs).
-    tiny_windows: bool,
+    /// What the HTTP/2 client did that ended it (server/frame_watch.rs).
+    fault: Option<FrameFault>,
 }
 
 impl Ended {
@@ -147,7 +153,7 @@ impl Ended {
         Self {
             tls: None,
             why: why.to_owned(),
-            tiny_windows: false,
+            fault: None,
         }
     }
 
@@ -177,7 +183,7 @@ impl Ended {
         Self {
             tls,
             why,
-            tiny_windows: false,
+            fault: None,
         }
     }
 }
@@ -259,7 +265,7 @@ async fn serve_h2(
 ) -> Result<(), Ended> {
     let limits = &shared.limits;
     io.cork_writes();
-    io.watch_windows();
+    io.watch_frames();
     let exec = StreamExec::new(Arc::clone(&shared.metrics));
     let mut b = hyper::server::conn::http2::Builder::new(exec.clone());
     b.timer(TokioTimer::new())

@@ -21,9 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-#[cfg(doc)]
-use super::window_watch::TinyWindows;
-use super::window_watch::WindowWatch;
+use super::frame_watch::{FrameFault, FrameWatch};
 
 /// How long the close path waits for close_notify to be written and for the peer's EOF.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
@@ -222,10 +220,9 @@ pub(crate) struct ConnState {
     /// The last write to the client could not go out (its receive window is full): the
     /// connection is busy, not idle, until a write succeeds; see [`ConnState::check`].
     write_blocked: AtomicBool,
-    /// The HTTP/2 client kept its flow-control windows tiny and the connection was ended for
-    /// it (server/window_watch.rs); h2 keeps only the text of an IO error, so the driver
-    /// learns why from here.
-    tiny_windows: AtomicBool,
+    /// What the HTTP/2 client did that ended the connection (server/frame_watch.rs); h2
+    /// keeps only the text of an IO error, so the driver learns why from here.
+    frame_fault: std::sync::OnceLock<FrameFault>,
 }
 
 impl ConnState {
@@ -244,7 +241,7 @@ impl ConnState {
             defer_flush: AtomicBool::new(false),
             flush_owed: AtomicBool::new(false),
             write_blocked: AtomicBool::new(false),
-            tiny_windows: AtomicBool::new(false),
+            frame_fault: std::sync::OnceLock::new(),
         }
     }
 
@@ -297,9 +294,9 @@ impl ConnState {
         }
     }
 
-    /// Whether the connection was ended because its client kept its windows tiny.
-    pub(crate) fn ended_for_tiny_windows(&self) -> bool {
-        self.tiny_windows.load(Ordering::Relaxed)
+    /// What the client did, when the connection was ended for it.
+    pub(crate) fn frame_fault(&self) -> Option<&FrameFault> {
+        self.frame_fault.get()
     }
 
     /// A write found the client's receive window full.
@@ -440,8 +437,8 @@ pub(crate) struct ConnIo<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     state: Arc<ConnState>,
     shut_down: bool,
     token: Option<TaskTrackerToken>,
-    /// HTTP/2: follows the client's frames for tiny flow-control windows.
-    windows: Option<Box<WindowWatch>>,
+    /// HTTP/2: follows the client's frames (server/frame_watch.rs).
+    frames: Option<Box<FrameWatch>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
@@ -454,15 +451,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
             state,
             shut_down: false,
             token: Some(token),
-            windows: None,
+            frames: None,
         }
     }
 
-    /// From now on the bytes read are followed as HTTP/2 frames, and a client that keeps its
-    /// flow-control windows tiny gets a read error ([`TinyWindows`] inside) that ends the
-    /// connection (server/window_watch.rs).
-    pub(crate) fn watch_windows(&mut self) {
-        self.windows = Some(Box::default());
+    /// From now on the bytes read are followed as HTTP/2 frames; a client that keeps its
+    /// flow-control windows tiny or sends pseudo-header fields in trailers gets a read error
+    /// that ends the connection, and the [`FrameFault`] is kept in the [`ConnState`]
+    /// (server/frame_watch.rs).
+    pub(crate) fn watch_frames(&mut self) {
+        self.frames = Some(Box::default());
     }
 
     /// From now on, writes up to [`CORK_MAX`] in all are held until a flush, and the stream
@@ -526,10 +524,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
             }
         } else if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.state.on_read();
-            if let Some(watch) = self.windows.as_mut() {
-                if let Err(tiny) = watch.feed(&buf.filled()[before..]) {
-                    self.state.tiny_windows.store(true, Ordering::Relaxed);
-                    return Poll::Ready(Err(io::Error::other(tiny)));
+            if let Some(watch) = self.frames.as_mut() {
+                if let Err(fault) = watch.feed(&buf.filled()[before..]) {
+                    let why = io::Error::other(fault.to_string());
+                    let _ = self.state.frame_fault.set(fault);
+                    return Poll::Ready(Err(why));
                 }
             }
         }

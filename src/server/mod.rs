@@ -5,6 +5,7 @@
 
 pub(crate) mod admin;
 pub mod connection;
+mod frame_watch;
 mod handshake;
 pub(crate) mod io;
 pub mod plaintext;
@@ -13,7 +14,6 @@ mod request_check;
 mod service;
 pub mod shutdown;
 pub mod sniff;
-mod window_watch;
 
 use std::future::Future;
 use std::net::SocketAddr;
