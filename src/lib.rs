@@ -11,10 +11,14 @@
 //!       TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
 //!       │ in memory or a fleet's --ticket-key-file), swappable cert)
 //!       HTTP/1.1 or HTTP/2 by ALPN (hyper), deadlines: header, idle, stall; shutdown tokens
+//!       │ (a connection waiting on its client to read is busy, never parked or idle)
+//!       │ HTTP/2 client frames followed (server/frame_watch.rs): tiny windows, pseudo
+//!       │ fields in trailers close the connection
 //!         └ request rules (server/request_check.rs): one valid Host / :authority, no
 //!           Transfer-Encoding (400 + close, or RST_STREAM); HTTP/2 bodies read to their end
 //!         └ AssetService (app/): one tower Service over the in-memory AssetTable; each
-//!           response counted (metrics) and access-logged when its body ends
+//!           response counted (metrics) and access-logged when its body ends; file chunks
+//!           read against the connection's send budget (app/budget.rs)
 //!       close path (server/io.rs): close_notify, then lingering close - on every exit
 //! redeploy watcher (app/watch.rs)   rebuilds the table when files change, swaps it atomically
 //! operator port (server/admin.rs)   --metrics-listen: /metrics (Prometheus), /healthz, /readyz
