@@ -143,14 +143,10 @@ async fn content_length_with_transfer_encoding_gets_400_and_the_connection_close
 
 // ---- HTTP/2 by hand ------------------------------------------------------------------
 
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
-const WINDOW_UPDATE: u8 = 0x8;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
+use support::h2raw::{
+    frame, header_block as hpack, Frame, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS,
+    RST_STREAM, SETTINGS, WINDOW_UPDATE,
+};
 
 const NO_ERROR: u32 = 0x0;
 const PROTOCOL_ERROR: u32 = 0x1;
@@ -160,31 +156,6 @@ const CANCEL: u32 = 0x8;
 
 /// Header fields as (name, value).
 type Fields<'a> = &'a [(&'a str, &'a str)];
-
-/// One frame: the 9-byte header, then the payload.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).unwrap();
-    let mut f = len.to_be_bytes()[1..].to_vec();
-    f.extend_from_slice(&[kind, flags]);
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// An HPACK block of literal fields without indexing, new names, no Huffman: no state on
-/// either side's dynamic table.
-fn hpack(fields: Fields) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, value) in fields {
-        assert!(name.len() < 127 && value.len() < 127);
-        out.push(0x00);
-        out.push(u8::try_from(name.len()).unwrap());
-        out.extend_from_slice(name.as_bytes());
-        out.push(u8::try_from(value.len()).unwrap());
-        out.extend_from_slice(value.as_bytes());
-    }
-    out
-}
 
 /// A request's HEADERS frame: `GET /` with an `:authority`, then `extra` fields.
 fn get(stream: u32, flags: u8, extra: Fields) -> Vec<u8> {
@@ -196,13 +167,6 @@ fn get(stream: u32, flags: u8, extra: Fields) -> Vec<u8> {
     ];
     fields.extend_from_slice(extra);
     frame(HEADERS, flags | END_HEADERS, stream, &hpack(&fields))
-}
-
-struct Frame {
-    kind: u8,
-    flags: u8,
-    stream: u32,
-    payload: Vec<u8>,
 }
 
 /// What the server sent on one stream, read until it ended.
