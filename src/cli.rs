@@ -31,6 +31,14 @@ pub enum Command {
     /// Manage the session-ticket key file shared by a fleet (`--ticket-key-file`).
     #[command(subcommand)]
     TicketKey(TicketKeyCommand),
+    /// Print a completion script for SHELL on stdout, e.g.
+    /// `rampart completions bash > /etc/bash_completion.d/rampart`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, e.g. `rampart man | man -l -`.
+    Man,
 }
 
 /// `rampart ticket-key ...`

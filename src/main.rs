@@ -30,6 +30,18 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
         Some(Command::Check(args)) => return check(&args),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <rampart::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "rampart", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Man) => {
+            let cmd = <rampart::cli::Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            };
+        }
         Some(Command::TicketKey(cmd)) => {
             return match rampart::tls::ticket::file::execute(&cmd) {
                 Ok(done) => {

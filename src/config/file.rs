@@ -159,7 +159,11 @@ where
     let path = match &first.command {
         None => first.serve.config.as_deref(),
         Some(crate::cli::Command::Serve(a) | crate::cli::Command::Check(a)) => a.config.as_deref(),
-        Some(crate::cli::Command::TicketKey(_)) => None,
+        Some(
+            crate::cli::Command::TicketKey(_)
+            | crate::cli::Command::Completions { .. }
+            | crate::cli::Command::Man,
+        ) => None,
     };
     let Some(path) = path else {
         return Ok(first);
