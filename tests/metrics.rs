@@ -47,10 +47,15 @@ fn samples(text: &str) -> HashMap<String, f64> {
         .collect()
 }
 
-fn metrics_addr(server: &Rampart) -> SocketAddr {
+/// The metrics port, from its log line (which may come after the TLS port's `listening`
+/// line the harness waits for).
+async fn metrics_addr(server: &Rampart) -> SocketAddr {
     let line = server
-        .find_line("metrics, /healthz and /readyz listening")
-        .expect("metrics listener line");
+        .wait_line(
+            "metrics, /healthz and /readyz listening",
+            Duration::from_secs(5),
+        )
+        .await;
     field(&line, "addr").unwrap().parse().unwrap()
 }
 
@@ -129,7 +134,7 @@ async fn connect(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_a_known_mix_of_traffic_exactly() {
     let server = Rampart::start(&["--metrics-listen", "127.0.0.1:0", "--access-log"]);
-    let maddr = metrics_addr(&server);
+    let maddr = metrics_addr(&server).await;
     let port = server.addr.port();
     let tls13: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
     let tls12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
@@ -306,7 +311,7 @@ async fn metrics_count_a_known_mix_of_traffic_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_turns_503_at_shutdown_while_the_tls_port_still_accepts() {
     let mut server = Rampart::start(&["--metrics-listen", "127.0.0.1:0", "--drain-delay", "3s"]);
-    let maddr = metrics_addr(&server);
+    let maddr = metrics_addr(&server).await;
     assert_eq!(scrape(maddr, "/healthz").await, (200, "ok\n".into()));
     assert_eq!(scrape(maddr, "/readyz").await, (200, "ready\n".into()));
     assert_eq!(scrape(maddr, "/nope").await.0, 404);
