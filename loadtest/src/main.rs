@@ -1,4 +1,4 @@
-//! loadtest: a black-box HTTPS client for rampart (or any server) with three modes.
+//! loadtest: a black-box HTTPS client for rampart (or any server) with five modes.
 //!
 //! - `storm`: virtual users loop browser-like page loads over a mix of fresh, TLS 1.3 and
 //!   TLS 1.2 (ticket and session-ID) resumed connections, HTTP/1.1 (six connections) and
@@ -7,10 +7,13 @@
 //! - `bench`: fixed-concurrency keep-alive requests to one URL (HTTP/1.1 or HTTP/2).
 //! - `handshake`: a new TLS connection per request, with or without resumption.
 //! - `idle`: many connections held open after one request each (memory per connection).
+//! - `attack`: a bounded denial-of-service attack on a loopback server, with the server's
+//!   CPU and memory read from /proc and a legitimate client fetching throughout.
 //!
-//! Exit status: 0 when no server-fault error occurred, 1 when one did, 2 on a usage or
-//! setup error.
+//! Exit status: 0 when no server-fault error occurred (attack: the server kept every
+//! limit), 1 when one did, 2 on a usage or setup error.
 
+mod attack;
 mod bench;
 mod classify;
 mod net;
@@ -49,6 +52,52 @@ enum Command {
     Handshake(HandshakeArgs),
     /// Opens many connections, makes one request on each, holds them idle, closes them.
     Idle(IdleArgs),
+    /// A bounded denial-of-service attack on a loopback server; reports its CPU and memory.
+    Attack(AttackArgs),
+}
+
+#[derive(Args)]
+struct AttackArgs {
+    /// The attack: pipeline (HTTP/1.1 pipelining that stops reading), h2-zero-window
+    /// (HTTP/2 streams that get no window), h2-tiny-window (a window opened a byte at a time).
+    #[arg(long, value_enum)]
+    kind: attack::Kind,
+    /// The server's URL (loopback only); the legitimate client fetches it throughout.
+    #[arg(long)]
+    url: String,
+    /// PEM file of trusted CA certificates.
+    #[arg(long)]
+    ca: PathBuf,
+    /// The server's process ID: its CPU and memory are read from /proc/PID.
+    #[arg(long)]
+    server_pid: u32,
+    /// The attacked path [default: /small.txt for pipeline, /big.bin (a large file) for h2].
+    #[arg(long)]
+    path: Option<String>,
+    /// Attacking connections [default: 4 for h2-zero-window, 1 for the others].
+    #[arg(long, short = 'c')]
+    connections: Option<usize>,
+    /// HTTP/2 streams per connection (h2-zero-window).
+    #[arg(long, default_value_t = 128)]
+    streams: u32,
+    /// Pipelined GETs per connection, sent in one write (pipeline).
+    #[arg(long, short = 'n', default_value_t = 40_000)]
+    requests: u64,
+    /// One-byte WINDOW_UPDATEs per connection at most, 100 per write (h2-tiny-window).
+    #[arg(long, default_value_t = 50_000)]
+    updates: u64,
+    /// How long the zero-window connections are held (h2-zero-window).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    hold: Duration,
+    /// Fail when the server uses more than this share of a core 1-2 s after the attack, %.
+    #[arg(long, default_value_t = 20.0)]
+    max_cpu_after_pct: f64,
+    /// Fail when the server's memory grows by more than this per attacking connection, MiB.
+    #[arg(long, default_value_t = 8.0)]
+    max_rss_per_conn_mib: f64,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -371,7 +420,44 @@ fn run(cli: Cli) -> Result<bool> {
             );
             drive(&a.common, "idle", a.connections, stats, work)
         }
+        Command::Attack(a) => attack(a),
     }
+}
+
+fn attack(a: AttackArgs) -> Result<bool> {
+    let (target, legit_path) = Target::parse(&a.url)?;
+    let opts = Arc::new(attack::Options {
+        kind: a.kind,
+        target,
+        legit_path,
+        path: a.path.unwrap_or_else(|| {
+            match a.kind {
+                attack::Kind::Pipeline => "/small.txt",
+                attack::Kind::H2ZeroWindow | attack::Kind::H2TinyWindow => "/big.bin",
+            }
+            .to_owned()
+        }),
+        roots: net::roots(&a.ca)?,
+        pid: a.server_pid,
+        connections: a.connections.unwrap_or(match a.kind {
+            attack::Kind::H2ZeroWindow => 4,
+            attack::Kind::Pipeline | attack::Kind::H2TinyWindow => 1,
+        }),
+        streams: a.streams,
+        requests: a.requests,
+        updates: a.updates,
+        hold: a.hold,
+        max_cpu_after_pct: a.max_cpu_after_pct,
+        max_rss_per_conn_mib: a.max_rss_per_conn_mib,
+    });
+    opts.check()?;
+    let report = runtime(None)?.block_on(attack::run(opts))?;
+    print!("{}", report.text());
+    if let Some(path) = &a.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(report.passed)
 }
 
 fn bench_options(

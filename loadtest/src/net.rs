@@ -216,7 +216,7 @@ impl Target {
 }
 
 /// TCP stream that resets (SO_LINGER 0) instead of closing when `rst` is set at drop.
-struct Sock {
+pub struct Sock {
     inner: TcpStream,
     rst: Arc<AtomicBool>,
 }
@@ -337,14 +337,26 @@ pub struct Response {
     pub body: Bytes,
 }
 
-/// Opens TCP + TLS + HTTP within `timeout`.
-pub async fn connect(
+/// A TLS connection with no HTTP on it yet: what [`connect`] builds on, and what the
+/// `attack` mode writes raw HTTP/1.1 and hand-built HTTP/2 frames to.
+pub struct TlsConn {
+    /// The TLS stream over TCP.
+    pub stream: tokio_rustls::client::TlsStream<Sock>,
+    /// The handshake it made (`proto` is what ALPN chose).
+    pub handshake: Handshake,
+    /// This end's address.
+    pub local: Option<SocketAddr>,
+    rst: Arc<AtomicBool>,
+}
+
+/// Opens TCP + TLS within `timeout` each, offering the ALPN protocols of `proto`.
+pub async fn connect_tls(
     target: &Target,
     configs: &KindConfigs,
     kind: TlsKind,
     proto: Proto,
     timeout: Duration,
-) -> Result<Conn, Failure> {
+) -> Result<TlsConn, Failure> {
     let start = Instant::now();
     let tcp = match tokio::time::timeout(timeout, TcpStream::connect(target.addr)).await {
         Err(_) => return Err(Failure::new("timeout", "TCP connect timed out")),
@@ -377,6 +389,28 @@ pub async fn connect(
         },
         elapsed: start.elapsed(),
     };
+    Ok(TlsConn {
+        stream: tls,
+        handshake,
+        local,
+        rst,
+    })
+}
+
+/// Opens TCP + TLS + HTTP within `timeout`.
+pub async fn connect(
+    target: &Target,
+    configs: &KindConfigs,
+    kind: TlsKind,
+    proto: Proto,
+    timeout: Duration,
+) -> Result<Conn, Failure> {
+    let TlsConn {
+        stream: tls,
+        handshake,
+        local,
+        rst,
+    } = connect_tls(target, configs, kind, proto, timeout).await?;
     let io = TokioIo::new(tls);
     let driver_error = DriverError::default();
     let (sender, driver) = match handshake.proto {
