@@ -16,7 +16,7 @@
 //! room. Budgets count whole KiB. In-memory assets (slices of the table) cost nothing and
 //! take no budget.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -30,10 +30,12 @@ pub const CONNECTION_MAX: usize = 4 * 1024 * 1024;
 pub const TOTAL_MAX: usize = 256 * 1024 * 1024;
 
 /// A connection's share of the bytes read for responses and not yet sent, and the process's;
-/// cloned into each response body that streams from a file.
-#[derive(Clone, Debug)]
+/// each response body that streams from a file waits on it through a [`Waiter`].
+/// The connection's semaphore is made when its first file chunk is read: an idle
+/// connection, or one that only gets in-memory assets, allocates nothing for it.
+#[derive(Debug)]
 pub struct SendBudget {
-    connection: Arc<Semaphore>,
+    connection: OnceLock<Arc<Semaphore>>,
     connection_kib: u32,
     total: SendPool,
 }
@@ -72,10 +74,9 @@ impl SendBudget {
     /// A new connection's budget of `bytes` (whole KiB), drawing on `pool`.
     #[must_use]
     pub fn for_connection(pool: &SendPool, bytes: usize) -> Self {
-        let connection_kib = kib(bytes);
         Self {
-            connection: Arc::new(Semaphore::new(connection_kib as usize)),
-            connection_kib,
+            connection: OnceLock::new(),
+            connection_kib: kib(bytes),
             total: pool.clone(),
         }
     }
@@ -111,7 +112,11 @@ pub(crate) struct Waiter {
 impl Waiter {
     pub(crate) fn new(budget: &SendBudget) -> Self {
         Self {
-            connection: PollSemaphore::new(Arc::clone(&budget.connection)),
+            connection: PollSemaphore::new(Arc::clone(
+                budget
+                    .connection
+                    .get_or_init(|| Arc::new(Semaphore::new(budget.connection_kib as usize))),
+            )),
             connection_kib: budget.connection_kib,
             total: PollSemaphore::new(Arc::clone(&budget.total.sem)),
             total_kib: budget.total.kib,

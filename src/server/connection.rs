@@ -81,9 +81,11 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
             sni: sni.clone(),
         })
     });
-    let state = Arc::new(ConnState::new(
-        (!h2).then_some(shared.limits.header_timeout),
-    ));
+    let state = Arc::new(
+        ConnState::new((!h2).then_some(shared.limits.header_timeout)).with_send_budget(
+            SendBudget::for_connection(&shared.send_pool, budget::CONNECTION_MAX),
+        ),
+    );
     let io = ConnIo::new(tls, Arc::clone(&state), shared.tracker.token());
     let svc = ConnService {
         app: shared.app.clone(),
@@ -92,10 +94,6 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
         peer,
         h2,
         access,
-        budget: Arc::new(SendBudget::for_connection(
-            &shared.send_pool,
-            budget::CONNECTION_MAX,
-        )),
     };
     let mut result = if h2 {
         serve_h2(io, svc, &state, shared).await

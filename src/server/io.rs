@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::frame_watch::{FrameFault, FrameWatch};
+use crate::app::SendBudget;
 
 /// How long the close path waits for close_notify to be written and for the peer's EOF.
 pub(crate) const LINGER: Duration = Duration::from_secs(2);
@@ -223,6 +224,9 @@ pub(crate) struct ConnState {
     /// What the HTTP/2 client did that ended the connection (server/frame_watch.rs); h2
     /// keeps only the text of an IO error, so the driver learns why from here.
     frame_fault: std::sync::OnceLock<FrameFault>,
+    /// The connection's share of the file bytes read for responses and not yet sent
+    /// (app/budget.rs); kept here because every response already holds this state.
+    pub(crate) send_budget: Option<SendBudget>,
 }
 
 impl ConnState {
@@ -242,7 +246,15 @@ impl ConnState {
             flush_owed: AtomicBool::new(false),
             write_blocked: AtomicBool::new(false),
             frame_fault: std::sync::OnceLock::new(),
+            send_budget: None,
         }
+    }
+
+    /// Response bodies that stream a file take their chunks from `budget`.
+    #[must_use]
+    pub(crate) fn with_send_budget(mut self, budget: SendBudget) -> Self {
+        self.send_budget = Some(budget);
+        self
     }
 
     /// While `on`, a flush of a corked [`ConnIo`] that holds bytes answers at once and

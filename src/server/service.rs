@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use super::io::{ConnState, InFlight};
 use super::request_check::{self, Verdict, DRAIN_LIMIT};
 use super::Shared;
-use crate::app::{AssetService, Body, ResponseFuture, SendBudget};
+use crate::app::{AssetService, Body, ResponseFuture};
 use crate::telemetry::{Metrics, Rejection};
 
 /// The per-connection hyper service: checks the protocol rules, counts requests in flight
@@ -36,8 +36,6 @@ pub(super) struct ConnService {
     pub(super) h2: bool,
     /// The connection as the access log describes it; None when the access log is off.
     pub(super) access: Option<Arc<ConnInfo>>,
-    /// The connection's share of the file bytes read and not yet sent.
-    pub(super) budget: Arc<SendBudget>,
 }
 
 /// What the access log says about a request's connection.
@@ -92,7 +90,6 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
         ConnFuture {
             step,
             done: Some(done),
-            budget: Arc::clone(&self.budget),
         }
     }
 }
@@ -189,7 +186,6 @@ enum Step {
 pub(super) struct ConnFuture {
     step: Step,
     done: Option<RequestDone>,
-    budget: Arc<SendBudget>,
 }
 
 impl Future for ConnFuture {
@@ -211,8 +207,12 @@ impl Future for ConnFuture {
             Some(mut done) => {
                 done.status = r.status().as_u16();
                 done.len = r.body().remaining();
-                let budget = &this.budget;
-                r.map(|b| b.with_guard(done).with_budget(budget))
+                // The budget lives in the connection's state, which the request holds.
+                let r = match done._in_flight.0.send_budget.as_ref() {
+                    Some(budget) => r.map(|b| b.with_budget(budget)),
+                    None => r,
+                };
+                r.map(|b| b.with_guard(done))
             }
             None => r,
         }))
