@@ -30,7 +30,7 @@ pub const CONNECTION_MAX: usize = 4 * 1024 * 1024;
 pub const TOTAL_MAX: usize = 256 * 1024 * 1024;
 
 /// A connection's share of the bytes read for responses and not yet sent, and the process's;
-/// each response body that streams from a file waits on it through a [`Waiter`].
+/// each response body that streams from a file waits on it as it reads each chunk.
 /// The connection's semaphore is made when its first file chunk is read: an idle
 /// connection, or one that only gets in-memory assets, allocates nothing for it.
 #[derive(Debug)]
