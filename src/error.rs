@@ -53,8 +53,8 @@ pub enum Error {
     #[error("loading assets: {0}")]
     Assets(#[from] crate::app::assets::BuildError),
     /// Start-up checks failed (see [`crate::check`]); each item names the setting or file.
-    #[error("start-up checks failed:{}", crate::check::lines(.0))]
-    Checks(Vec<crate::check::Item>),
+    #[error("start-up checks failed:{}", crate::problem::lines(.0))]
+    Checks(Vec<crate::problem::Item>),
     /// Any other I/O failure at start-up.
     #[error("{context}: {source}")]
     Other {

@@ -31,7 +31,8 @@
 //! flags > RAMPART_* > --config file (config/file.rs: TOML, keys = flag names) > defaults
 //!   └ cli.rs (clap) ─> Config (config.rs, validated once)
 //!       └ check.rs: settings, root, certificate chain/key/validity/names, ticket key file,
-//!         listeners ─> Report (`rampart check` prints it; Server::bind refuses on errors)
+//!         listeners ─> Report of problem::Item (`rampart check` prints it; Server::bind
+//!         refuses on errors, as Error::Checks)
 //! ```
 //!
 //! # Embedding
@@ -46,6 +47,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod problem;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

@@ -19,21 +19,12 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::frame_watch::FrameFault;
-use super::handshake::{establish, SHUTDOWN_GRACE};
-use super::io::{ConnIo, ConnState, Deadline, Prefixed};
+use super::handshake::{establish, Tls, SHUTDOWN_GRACE};
+use super::io::{ConnIo, ConnState, Deadline};
 use super::service::{ConnInfo, ConnService};
-use super::Shared;
+use super::{Kind, Shared};
 use crate::app::budget::{self, SendBudget};
 use crate::telemetry::{Metrics, Rejection};
-
-/// What a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// HTTPS (plaintext requests get the plaintext answer).
-    Tls,
-    /// The `--http-listen` port: every request is redirected.
-    Redirect,
-}
 
 /// Serves one accepted connection to its end.
 pub(crate) async fn handle(
@@ -194,10 +185,6 @@ const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// next request gets new ones (nginx frees its request buffers the same way). Back-to-back
 /// requests never park.
 const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The established session, boxed: moved by value through the serving futures (rustc keeps
-/// a copy per async fn), a 1.3 KiB stream would otherwise be counted several times over.
-pub(super) type Tls = Box<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>;
 
 pub(crate) type Io = ConnIo<Tls>;
 

@@ -13,11 +13,14 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::connection::{Kind, Tls};
 use super::io::{close_gracefully, Prefixed};
 use super::sniff::{self, Sniff};
-use super::{plaintext, proxy, Shared};
+use super::{plaintext, proxy, Kind, Shared};
 use crate::telemetry::{FailureClass, Metrics};
+
+/// The established session, boxed: moved by value through the serving futures (rustc keeps
+/// a copy per async fn), a 1.3 KiB stream would otherwise be counted several times over.
+pub(super) type Tls = Box<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>;
 
 /// Reads the PROXY header (trusted proxies), sniffs, answers plaintext, and runs the TLS
 /// handshake; None when the connection ended. Returns the client's address with the session.

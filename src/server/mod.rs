@@ -31,7 +31,15 @@ use crate::config::{CertSource, Config};
 use crate::error::{Error, Result};
 use crate::telemetry::{Metrics, MetricsSnapshot, RateLimit};
 use crate::tls::{self, devcert::DevCert, ticket::TicketKeys, CertResolver};
-use connection::Kind;
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// HTTPS (plaintext requests get the plaintext answer).
+    Tls,
+    /// The `--http-listen` port: every request is redirected.
+    Redirect,
+}
 pub use shutdown::ShutdownTokens;
 
 /// Limits and deadlines every connection obeys.
