@@ -19,7 +19,7 @@
 //!         └ AssetService (app/): one tower Service over the in-memory AssetTable; each
 //!           response counted (metrics) and access-logged when its body ends; file chunks
 //!           read against the connection's send budget (app/budget.rs)
-//!       close path (server/io.rs): close_notify, then lingering close - on every exit
+//!       close path (server/io/close.rs, run when ConnIo drops): close_notify, then lingering close - on every exit
 //! redeploy watcher (app/watch.rs)   rebuilds the table when files change, swaps it atomically
 //! operator port (server/admin.rs)   --metrics-listen: /metrics (Prometheus), /healthz, /readyz
 //! shutdown (server/shutdown.rs)     SIGTERM/SIGINT: /readyz 503, --drain-delay, stop accepting,

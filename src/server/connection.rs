@@ -3,7 +3,7 @@
 //! HTTP/1.1 or HTTP/2 chosen from ALPN, driven with the header, idle and stall deadlines and
 //! the shutdown tokens around the per-connection service (server/service.rs). Every failure
 //! is confined to this task, logged with the peer, and ends in the close path of `ConnIo`
-//! (server/io.rs) (close_notify + lingering close).
+//! (server/io/) (close_notify + lingering close).
 
 use std::future::Future;
 use std::net::SocketAddr;

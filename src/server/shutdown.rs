@@ -1,7 +1,7 @@
 //! Signals and the one shutdown path. `graceful` tells every connection to finish (HTTP/1:
 //! close after the current response; HTTP/2: GOAWAY, then finish open streams); `force`
 //! ends what is still open after `--shutdown-timeout`. Every close goes through
-//! `ConnIo` (server/io.rs)'s close path, so each TLS connection ends with close_notify.
+//! `ConnIo` (server/io/conn_io.rs)'s close path, so each TLS connection ends with close_notify.
 
 use tokio_util::sync::CancellationToken;
 
