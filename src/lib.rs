@@ -10,7 +10,8 @@
 //!       │                                 └─ garbage ─> close, warn with peer
 //!       TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
 //!       │ in memory or a fleet's --ticket-key-file), swappable cert)
-//!       HTTP/1.1 or HTTP/2 by ALPN (hyper), deadlines: header, idle, stall; shutdown tokens
+//!       HTTP/1.1 (server/h1.rs) or HTTP/2 (server/h2.rs) by ALPN (protocol.rs), each a hyper
+//!       │ connection run by server/driver.rs: deadlines header, idle, stall; shutdown tokens
 //!       │ (a connection waiting on its client to read is busy, never parked or idle)
 //!       │ HTTP/2 client frames followed (server/frame_watch.rs): tiny windows, pseudo
 //!       │ fields in trailers close the connection
@@ -48,6 +49,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod problem;
+pub mod protocol;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

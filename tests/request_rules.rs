@@ -358,7 +358,7 @@ async fn http2_without_authority_or_host_gets_protocol_error_and_with_host_alone
     let line = server
         .wait_line("reason=\"missing_host\"", Duration::from_secs(2))
         .await;
-    assert!(line.contains("h2=true"), "{line}");
+    assert!(line.contains("protocol=h2"), "{line}");
 }
 
 /// Opens stream 1 with a request that has a body to come, waits `delay` (0: the rest goes
@@ -424,7 +424,7 @@ async fn http2_stream_errors_in_a_request_body_always_reset_the_stream_before_an
         }
     }
     let m = server.wait_line("reason=\"stream_error\"", WAIT).await;
-    assert!(m.contains("h2=true"), "{m}");
+    assert!(m.contains("protocol=h2"), "{m}");
     server_still_serves(&server).await;
 }
 

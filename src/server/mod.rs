@@ -5,7 +5,10 @@
 
 pub(crate) mod admin;
 pub mod connection;
+mod driver;
 mod frame_watch;
+mod h1;
+mod h2;
 mod handshake;
 pub(crate) mod io;
 pub mod plaintext;

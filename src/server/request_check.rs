@@ -15,6 +15,7 @@
 use http::header::{HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Version};
 
+use crate::protocol::Protocol;
 use crate::telemetry::Rejection;
 
 /// The most an HTTP/2 request body may hold before rampart answers 413 instead of reading
@@ -35,9 +36,9 @@ pub(crate) enum Verdict {
     Refuse(Rejection),
 }
 
-/// The verdict on a request as hyper hands it over (`h2`: it came over HTTP/2).
-pub(crate) fn check<B: http_body::Body>(req: &Request<B>, h2: bool) -> Verdict {
-    if h2 {
+/// The verdict on a request as hyper hands it over on a `protocol` connection.
+pub(crate) fn check<B: http_body::Body>(req: &Request<B>, protocol: Protocol) -> Verdict {
+    if protocol == Protocol::Http2 {
         // hyper puts `:authority` into the URI; without it the Host header must name the
         // server (RFC 9113 8.3.1), and neither may carry userinfo.
         let host = match req.uri().authority() {
@@ -134,7 +135,7 @@ mod tests {
     }
 
     fn h1(headers: &[(&str, &str)]) -> Verdict {
-        check(&req(Version::HTTP_11, headers, "/"), false)
+        check(&req(Version::HTTP_11, headers, "/"), Protocol::Http1)
     }
 
     #[test]
@@ -167,7 +168,7 @@ mod tests {
 
     #[test]
     fn http10_may_omit_host_but_not_send_a_bad_one() {
-        let v10 = |h: &[(&str, &str)]| check(&req(Version::HTTP_10, h, "/"), false);
+        let v10 = |h: &[(&str, &str)]| check(&req(Version::HTTP_10, h, "/"), Protocol::Http1);
         assert_eq!(v10(&[]), Verdict::Serve);
         assert_eq!(v10(&[("host", "a")]), Verdict::Serve);
         assert_eq!(
@@ -181,7 +182,7 @@ mod tests {
         let v2 = |h: &[(&str, &str)], uri: &str, body: &str| {
             let mut r = req(Version::HTTP_2, h, uri);
             *r.body_mut() = body.to_owned();
-            check(&r, true)
+            check(&r, Protocol::Http2)
         };
         assert_eq!(v2(&[], "https://a/", ""), Verdict::Serve);
         assert_eq!(v2(&[("host", "a")], "/", ""), Verdict::Serve);

@@ -21,6 +21,7 @@ use super::io::{ConnState, InFlight};
 use super::request_check::{self, Verdict, DRAIN_LIMIT};
 use super::Shared;
 use crate::app::{AssetService, Body, ResponseFuture};
+use crate::protocol::Protocol;
 use crate::telemetry::{Metrics, Rejection};
 
 /// The per-connection hyper service: checks the protocol rules, counts requests in flight
@@ -33,7 +34,7 @@ pub(super) struct ConnService {
     pub(super) shared: Arc<Shared>,
     /// The client (the TCP peer, or the address a trusted proxy's header gave).
     pub(super) peer: SocketAddr,
-    pub(super) h2: bool,
+    pub(super) protocol: Protocol,
     /// The connection as the access log describes it; None when the access log is off.
     pub(super) access: Option<Arc<ConnInfo>>,
 }
@@ -54,12 +55,12 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
     fn call(&self, req: http::Request<Incoming>) -> ConnFuture {
         self.state.request_started();
         let metrics = &self.shared.metrics;
-        Metrics::inc(if self.h2 {
+        Metrics::inc(if self.protocol == Protocol::Http2 {
             &metrics.requests_h2
         } else {
             &metrics.requests_h1
         });
-        let verdict = request_check::check(&req, self.h2);
+        let verdict = request_check::check(&req, self.protocol);
         let access = self.access.as_ref().map(|conn| AccessLine {
             conn: Arc::clone(conn),
             method: req.method().clone(),
@@ -69,7 +70,7 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
         let done = RequestDone {
             _in_flight: InFlight(Arc::clone(&self.state)),
             metrics: Arc::clone(metrics),
-            h2: self.h2,
+            protocol: self.protocol,
             start: std::time::Instant::now(),
             status: 0,
             len: 0,
@@ -79,7 +80,7 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
             Verdict::Serve => Step::App(tower::Service::call(&mut self.app.clone(), req)),
             Verdict::Refuse(why) => {
                 self.refused(why);
-                if self.h2 {
+                if self.protocol == Protocol::Http2 {
                     Step::Reset(Some(h2::Reason::PROTOCOL_ERROR.into()))
                 } else {
                     Step::App(ResponseFuture::Ready(Some(self.refusal_answer(why))))
@@ -99,7 +100,7 @@ impl ConnService {
     fn refused(&self, why: Rejection) {
         self.shared.metrics.rejected(why);
         if let Some(suppressed) = self.shared.warn_limit.allow() {
-            tracing::warn!(peer = %self.peer, h2 = self.h2, reason = why.label(), suppressed, "request refused");
+            tracing::warn!(peer = %self.peer, protocol = %self.protocol, reason = why.label(), suppressed, "request refused");
         }
     }
 
@@ -109,7 +110,7 @@ impl ConnService {
     fn refusal_answer(&self, why: Rejection) -> http::Response<Body> {
         let (status, msg) = request_check::answer(why);
         let mut r = crate::app::text(status, msg, &self.app.site().options().build.security);
-        if !self.h2 {
+        if self.protocol == Protocol::Http1 {
             r.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
         }
@@ -224,7 +225,7 @@ impl Future for ConnFuture {
 struct RequestDone {
     _in_flight: InFlight,
     metrics: Arc<Metrics>,
-    h2: bool,
+    protocol: Protocol,
     start: std::time::Instant,
     status: u16,
     /// Body length at the start.
@@ -243,7 +244,12 @@ impl crate::app::OnDone for RequestDone {
     fn done(self: Box<Self>, unsent: u64) {
         let elapsed = self.start.elapsed();
         let bytes = self.len.saturating_sub(unsent);
-        self.metrics.response(self.h2, self.status, bytes, elapsed);
+        self.metrics.response(
+            self.protocol == Protocol::Http2,
+            self.status,
+            bytes,
+            elapsed,
+        );
         if let Some(a) = &self.access {
             let path = a
                 .target
