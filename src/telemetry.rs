@@ -348,6 +348,10 @@ metrics! {
         /// HTTP/2 connections closed because the client kept its flow-control windows tiny.
         connections_closed_tiny_windows: u64 {reason = "tiny_windows"},
             log closed_tiny_windows;
+        /// Connections closed after shutdown: nothing in flight for a second and the client
+        /// had not closed (it ignored GOAWAY or `Connection: close`).
+        connections_closed_after_shutdown: u64 {reason = "after_shutdown"},
+            log closed_after_shutdown;
     }
     "rampart_connection_panics_total" counter
     "Connection tasks that panicked (a bug; the server kept serving)." {
