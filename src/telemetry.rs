@@ -154,89 +154,231 @@ impl Rejection {
     }
 }
 
-/// Server counters (monotonic unless named `_open`).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub(crate) connections_total: AtomicU64,
-    pub(crate) connections_open: AtomicU64,
-    pub(crate) handshakes_full: AtomicU64,
-    pub(crate) handshakes_full_hrr: AtomicU64,
-    pub(crate) handshakes_resumed: AtomicU64,
-    pub(crate) handshakes_tls12: AtomicU64,
-    pub(crate) handshakes_tls13: AtomicU64,
-    pub(crate) handshake_failures: [AtomicU64; 7],
-    pub(crate) plaintext_redirects: AtomicU64,
-    pub(crate) requests_h1: AtomicU64,
-    pub(crate) requests_h2: AtomicU64,
-    /// Requests refused before the app, by [`Rejection::ALL`] order.
-    pub(crate) requests_rejected: [AtomicU64; 6],
-    /// Finished responses by protocol (h1, h2) and status class (1xx..5xx).
-    pub(crate) responses: [[AtomicU64; 5]; 2],
-    pub(crate) bytes_sent: AtomicU64,
-    pub(crate) response_time: Histogram,
-    pub(crate) connections_closed_idle: AtomicU64,
-    pub(crate) connections_closed_header_timeout: AtomicU64,
-    pub(crate) connections_closed_stalled: AtomicU64,
-    pub(crate) connections_closed_tiny_windows: AtomicU64,
-    pub(crate) connection_panics: AtomicU64,
-    pub(crate) session_tls_errors: AtomicU64,
-    pub(crate) proxy_headers: AtomicU64,
-    pub(crate) proxy_rejected: AtomicU64,
+/// A snapshot value and the atomics the server counts it in: `u64` in an [`AtomicU64`], an
+/// array element by element, [`HistogramSnapshot`] in a `Histogram`.
+pub(crate) trait Counted {
+    /// What the server increments.
+    type Atomic;
+    /// Reads `atomic`. Relaxed: each counter is exact, a snapshot of several is not atomic.
+    fn load(atomic: &Self::Atomic) -> Self;
 }
 
-/// A copy of the counters at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MetricsSnapshot {
-    /// Connections accepted.
-    pub connections_total: u64,
-    /// Connections open now.
-    pub connections_open: u64,
-    /// Full TLS handshakes.
-    pub handshakes_full: u64,
-    /// Full TLS 1.3 handshakes with a HelloRetryRequest.
-    pub handshakes_full_hrr: u64,
-    /// Resumed TLS handshakes (ticket or session ID).
-    pub handshakes_resumed: u64,
-    /// Completed handshakes that negotiated TLS 1.2.
-    pub handshakes_tls12: u64,
-    /// Completed handshakes that negotiated TLS 1.3.
-    pub handshakes_tls13: u64,
-    /// Failed handshakes by [`FailureClass::ALL`] order.
-    pub handshake_failures: [u64; 7],
-    /// Plaintext requests answered on TLS or redirect ports.
-    pub plaintext_redirects: u64,
-    /// Requests served over HTTP/1.1.
-    pub requests_h1: u64,
-    /// Requests served over HTTP/2.
-    pub requests_h2: u64,
-    /// Requests refused before the app by [`Rejection::ALL`] order (also counted in
-    /// `requests_h1`/`requests_h2`; an HTTP/1 refusal also in `responses`).
-    pub requests_rejected: [u64; 6],
-    /// Finished responses: `[protocol][class]`, protocol 0 = HTTP/1.1, 1 = HTTP/2, class
-    /// 0..5 = 1xx..5xx.
-    pub responses: [[u64; 5]; 2],
-    /// Response body bytes handed to the connection.
-    pub bytes_sent: u64,
-    /// Response times (request head received to last body byte handed over).
-    pub response_time: HistogramSnapshot,
-    /// Connections closed by the idle keep-alive deadline.
-    pub connections_closed_idle: u64,
-    /// Connections closed by the request-head deadline.
-    pub connections_closed_header_timeout: u64,
-    /// Connections closed because a transfer stalled.
-    pub connections_closed_stalled: u64,
-    /// HTTP/2 connections closed because the client kept its flow-control windows tiny.
-    pub connections_closed_tiny_windows: u64,
-    /// Connection tasks that panicked (a bug; the server kept serving).
-    pub connection_panics: u64,
-    /// Established sessions that ended with a TLS error (an alert from the client, a
-    /// record that failed to decrypt); zero in every proof.
-    pub session_tls_errors: u64,
-    /// PROXY protocol headers accepted from trusted proxies (`--proxy-protocol`).
-    pub proxy_headers: u64,
-    /// Connections closed for their PROXY header: missing or invalid from a trusted proxy,
-    /// or sent by a peer outside the trusted ranges.
-    pub proxy_rejected: u64,
+impl Counted for u64 {
+    type Atomic = AtomicU64;
+    fn load(atomic: &AtomicU64) -> u64 {
+        atomic.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: Counted, const N: usize> Counted for [T; N] {
+    type Atomic = [T::Atomic; N];
+    fn load(atomic: &Self::Atomic) -> Self {
+        std::array::from_fn(|i| T::load(&atomic[i]))
+    }
+}
+
+/// The Prometheus samples of one table entry: `(labels, value)`, labels empty for none.
+macro_rules! push_samples {
+    ($samples:ident, $value:expr) => {
+        $samples.push((String::new(), $value))
+    };
+    ($samples:ident, $value:expr, $label:ident = $text:literal) => {
+        $samples.push((
+            concat!(stringify!($label), "=\"", $text, "\"").to_owned(),
+            $value,
+        ))
+    };
+    // An array counted by an enum: one sample per element, labelled by `Enum::label()`.
+    ($samples:ident, $values:expr, $label:ident = $by:ident) => {
+        for (of, value) in $by::ALL.iter().zip($values) {
+            $samples.push((
+                format!(concat!(stringify!($label), "=\"{}\""), of.label()),
+                value,
+            ));
+        }
+    };
+}
+
+/// Binds an entry's `counters` line keys to its value: one key, or one per array element.
+macro_rules! bind_log_keys {
+    ($value:expr; $key:ident) => {
+        let $key = $value;
+    };
+    ($value:expr; $($key:ident),+) => {
+        let [$($key),+] = $value;
+    };
+}
+
+/// The one place a metric is declared. Each entry yields a [`Metrics`] field, the
+/// [`MetricsSnapshot`] field with its doc, its read in [`Metrics::snapshot`], its samples in
+/// the Prometheus family around it ([`MetricsSnapshot::families`], in table order) and, with
+/// `log`, its keys in the `counters` line of [`MetricsSnapshot::log`] (in table order).
+///
+/// An entry is `/// doc` `field: Type {label = "value"}, log key;` with the label and the
+/// `log` part optional. An array counted by an enum names the enum as the label's value
+/// (`{reason = FailureClass}`: labels from `ALL` and `label()`) and one log key per element.
+/// The `by_hand` fields are only read into the snapshot: server/admin.rs renders them.
+macro_rules! metrics {
+    (
+        $(
+            $family:literal $kind:ident $help:literal {
+                $(
+                    $(#[doc = $doc:literal])*
+                    $field:ident: $ty:ty $({$label:ident = $value:tt})? $(, log $($key:ident),+)?;
+                )+
+            }
+        )+
+        by_hand {
+            $( $(#[doc = $hdoc:literal])* $hfield:ident: $hty:ty; )+
+        }
+    ) => {
+        /// Server counters (monotonic unless named `_open`).
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $($( pub(crate) $field: <$ty as Counted>::Atomic, )+)+
+            $( pub(crate) $hfield: <$hty as Counted>::Atomic, )+
+        }
+
+        /// A copy of the counters at one moment.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct MetricsSnapshot {
+            $($( $(#[doc = $doc])* pub $field: $ty, )+)+
+            $( $(#[doc = $hdoc])* pub $hfield: $hty, )+
+        }
+
+        impl Metrics {
+            /// Reads every counter.
+            #[must_use]
+            pub fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot {
+                    $($( $field: <$ty as Counted>::load(&self.$field), )+)+
+                    $( $hfield: <$hty as Counted>::load(&self.$hfield), )+
+                }
+            }
+        }
+
+        impl MetricsSnapshot {
+            /// Writes the counters as one `INFO counters ...` line; scripts (the load-test
+            /// proofs) parse it from the log at shutdown.
+            pub fn log(&self) {
+                $($($( bind_log_keys!(self.$field; $($key),+); )?)+)+
+                tracing::info!($($($( $($key = $key,)+ )?)+)+ "counters");
+            }
+
+            /// Calls `family(name, type, help, samples)` for each family of the table, a
+            /// sample being `(labels, value)`.
+            pub(crate) fn families(
+                &self,
+                mut family: impl FnMut(&str, &str, &str, &[(String, u64)]),
+            ) {
+                let mut samples = Vec::new();
+                $(
+                    samples.clear();
+                    $( push_samples!(samples, self.$field $(, $label = $value)?); )+
+                    family($family, stringify!($kind), $help, &samples);
+                )+
+            }
+        }
+    };
+}
+
+// Families come out in this order, and so do the `counters` line's keys, which
+// loadtest/scripts and the tests parse by name: an entry keeps its key when it moves.
+metrics! {
+    "rampart_connections_open" gauge "Client connections open now." {
+        /// Connections open now.
+        connections_open: u64;
+    }
+    "rampart_connections_total" counter "Client connections accepted." {
+        /// Connections accepted.
+        connections_total: u64, log connections_total;
+    }
+    "rampart_handshakes_total" counter "Completed TLS handshakes by kind." {
+        /// Full TLS handshakes.
+        handshakes_full: u64 {kind = "full"}, log handshakes_full;
+        /// Full TLS 1.3 handshakes with a HelloRetryRequest.
+        handshakes_full_hrr: u64 {kind = "full_hrr"}, log handshakes_full_hrr;
+        /// Resumed TLS handshakes (ticket or session ID).
+        handshakes_resumed: u64 {kind = "resumed"}, log handshakes_resumed;
+    }
+    "rampart_handshakes_by_version_total" counter "Completed TLS handshakes by protocol version." {
+        /// Completed handshakes that negotiated TLS 1.2.
+        handshakes_tls12: u64 {version = "1.2"}, log handshakes_tls12;
+        /// Completed handshakes that negotiated TLS 1.3.
+        handshakes_tls13: u64 {version = "1.3"}, log handshakes_tls13;
+    }
+    "rampart_handshake_failures_total" counter
+    "Connections that ended before a TLS session, by reason (plaintext_http: plaintext HTTP on the TLS port)." {
+        /// Failed handshakes by [`FailureClass::ALL`] order.
+        handshake_failures: [u64; 7] {reason = FailureClass}, log fail_timeout, fail_eof,
+            fail_not_tls, fail_plaintext_http, fail_alert_received, fail_alert_sent,
+            fail_protocol_error;
+    }
+    "rampart_redirects_total" counter
+    "Plaintext requests answered with a redirect or rejection (HTTPS and --http-listen ports)." {
+        /// Plaintext requests answered on TLS or redirect ports.
+        plaintext_redirects: u64;
+    }
+    "rampart_requests_total" counter "Requests received by protocol." {
+        /// Requests served over HTTP/1.1.
+        requests_h1: u64 {protocol = "h1"}, log requests_h1;
+        /// Requests served over HTTP/2.
+        requests_h2: u64 {protocol = "h2"}, log requests_h2;
+    }
+    "rampart_requests_rejected_total" counter
+    "Requests refused before the app, by reason: HTTP/1 answered 400 (missing, duplicate or invalid Host; Transfer-Encoding), HTTP/2 streams reset (no :authority or Host; a stream error in the body read before answering), 413 for such a body past 64 KiB." {
+        /// Requests refused before the app by [`Rejection::ALL`] order (also counted in
+        /// `requests_h1`/`requests_h2`; an HTTP/1 refusal also in `responses`).
+        requests_rejected: [u64; 6] {reason = Rejection}, log rejected_missing_host,
+            rejected_duplicate_host, rejected_invalid_host, rejected_transfer_encoding,
+            rejected_body_too_large, rejected_stream_error;
+    }
+    "rampart_response_bytes_total" counter "Response body bytes sent." {
+        /// Response body bytes handed to the connection.
+        bytes_sent: u64, log bytes_sent;
+    }
+    "rampart_connections_closed_total" counter "Connections closed by a deadline, by reason." {
+        /// Connections closed by the idle keep-alive deadline.
+        connections_closed_idle: u64 {reason = "idle"}, log closed_idle;
+        /// Connections closed by the request-head deadline.
+        connections_closed_header_timeout: u64 {reason = "header_timeout"},
+            log closed_header_timeout;
+        /// Connections closed because a transfer stalled.
+        connections_closed_stalled: u64 {reason = "stalled"}, log closed_stalled;
+        /// HTTP/2 connections closed because the client kept its flow-control windows tiny.
+        connections_closed_tiny_windows: u64 {reason = "tiny_windows"},
+            log closed_tiny_windows;
+        /// Connections closed after shutdown: nothing in flight for a second and the client
+        /// had not closed (it ignored GOAWAY or `Connection: close`).
+        connections_closed_after_shutdown: u64 {reason = "after_shutdown"},
+            log closed_after_shutdown;
+    }
+    "rampart_connection_panics_total" counter
+    "Connection tasks that panicked (a bug; the server kept serving)." {
+        /// Connection tasks that panicked (a bug; the server kept serving).
+        connection_panics: u64, log connection_panics;
+    }
+    "rampart_session_tls_errors_total" counter
+    "Established TLS sessions that ended with a TLS error (alert, bad record)." {
+        /// Established sessions that ended with a TLS error (an alert from the client, a
+        /// record that failed to decrypt); zero in every proof.
+        session_tls_errors: u64, log session_tls_errors;
+    }
+    "rampart_proxy_headers_total" counter
+    "PROXY protocol headers accepted from trusted proxies, and connections refused for a missing, malformed or untrusted header." {
+        /// PROXY protocol headers accepted from trusted proxies (`--proxy-protocol`).
+        proxy_headers: u64 {result = "accepted"}, log proxy_headers;
+        /// Connections closed for their PROXY header: missing or invalid from a trusted
+        /// proxy, or sent by a peer outside the trusted ranges.
+        proxy_rejected: u64 {result = "rejected"}, log proxy_rejected;
+    }
+    by_hand {
+        /// Finished responses: `[protocol][class]`, protocol 0 = HTTP/1.1, 1 = HTTP/2, class
+        /// 0..5 = 1xx..5xx.
+        responses: [[u64; 5]; 2];
+        /// Response times (request head received to last body byte handed over).
+        response_time: HistogramSnapshot;
+    }
 }
 
 impl MetricsSnapshot {
@@ -250,46 +392,6 @@ impl MetricsSnapshot {
     #[must_use]
     pub fn rejected(&self, reason: Rejection) -> u64 {
         self.requests_rejected[reason.index()]
-    }
-
-    /// Writes every counter as one `INFO counters ...` line; scripts (the load-test
-    /// proofs) parse it from the log at shutdown.
-    pub fn log(&self) {
-        let f = |c: FailureClass| self.failures(c);
-        let r = |c: Rejection| self.rejected(c);
-        tracing::info!(
-            connections_total = self.connections_total,
-            handshakes_full = self.handshakes_full,
-            handshakes_full_hrr = self.handshakes_full_hrr,
-            handshakes_resumed = self.handshakes_resumed,
-            handshakes_tls12 = self.handshakes_tls12,
-            handshakes_tls13 = self.handshakes_tls13,
-            fail_timeout = f(FailureClass::Timeout),
-            fail_eof = f(FailureClass::Eof),
-            fail_not_tls = f(FailureClass::NotTls),
-            fail_plaintext_http = f(FailureClass::PlaintextHttp),
-            fail_alert_received = f(FailureClass::AlertReceived),
-            fail_alert_sent = f(FailureClass::AlertSent),
-            fail_protocol_error = f(FailureClass::ProtocolError),
-            requests_h1 = self.requests_h1,
-            requests_h2 = self.requests_h2,
-            rejected_missing_host = r(Rejection::MissingHost),
-            rejected_duplicate_host = r(Rejection::DuplicateHost),
-            rejected_invalid_host = r(Rejection::InvalidHost),
-            rejected_transfer_encoding = r(Rejection::TransferEncoding),
-            rejected_body_too_large = r(Rejection::BodyTooLarge),
-            rejected_stream_error = r(Rejection::StreamError),
-            bytes_sent = self.bytes_sent,
-            closed_idle = self.connections_closed_idle,
-            closed_header_timeout = self.connections_closed_header_timeout,
-            closed_stalled = self.connections_closed_stalled,
-            closed_tiny_windows = self.connections_closed_tiny_windows,
-            connection_panics = self.connection_panics,
-            session_tls_errors = self.session_tls_errors,
-            proxy_headers = self.proxy_headers,
-            proxy_rejected = self.proxy_rejected,
-            "counters"
-        );
     }
 }
 
@@ -312,37 +414,6 @@ impl Metrics {
         Self::inc(&self.responses[usize::from(h2)][class]);
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
         self.response_time.observe(elapsed);
-    }
-
-    /// Reads every counter.
-    #[must_use]
-    pub fn snapshot(&self) -> MetricsSnapshot {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        MetricsSnapshot {
-            connections_total: g(&self.connections_total),
-            connections_open: g(&self.connections_open),
-            handshakes_full: g(&self.handshakes_full),
-            handshakes_full_hrr: g(&self.handshakes_full_hrr),
-            handshakes_resumed: g(&self.handshakes_resumed),
-            handshakes_tls12: g(&self.handshakes_tls12),
-            handshakes_tls13: g(&self.handshakes_tls13),
-            handshake_failures: std::array::from_fn(|i| g(&self.handshake_failures[i])),
-            plaintext_redirects: g(&self.plaintext_redirects),
-            requests_h1: g(&self.requests_h1),
-            requests_h2: g(&self.requests_h2),
-            requests_rejected: std::array::from_fn(|i| g(&self.requests_rejected[i])),
-            responses: std::array::from_fn(|p| std::array::from_fn(|c| g(&self.responses[p][c]))),
-            bytes_sent: g(&self.bytes_sent),
-            response_time: self.response_time.snapshot(),
-            connections_closed_idle: g(&self.connections_closed_idle),
-            connections_closed_header_timeout: g(&self.connections_closed_header_timeout),
-            connections_closed_stalled: g(&self.connections_closed_stalled),
-            connections_closed_tiny_windows: g(&self.connections_closed_tiny_windows),
-            connection_panics: g(&self.connection_panics),
-            session_tls_errors: g(&self.session_tls_errors),
-            proxy_headers: g(&self.proxy_headers),
-            proxy_rejected: g(&self.proxy_rejected),
-        }
     }
 }
 
@@ -367,11 +438,14 @@ impl Histogram {
         Metrics::inc(&self.buckets[i]);
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
+}
 
-    fn snapshot(&self) -> HistogramSnapshot {
-        HistogramSnapshot {
-            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
-            sum_us: self.sum_us.load(Ordering::Relaxed),
+impl Counted for HistogramSnapshot {
+    type Atomic = Histogram;
+    fn load(h: &Histogram) -> Self {
+        Self {
+            buckets: Counted::load(&h.buckets),
+            sum_us: Counted::load(&h.sum_us),
         }
     }
 }
@@ -430,6 +504,64 @@ impl RateLimit {
         } else {
             s.2 += 1;
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FailureClass, MetricsSnapshot, Rejection};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The keys and values of the `counters` line `m.log()` writes.
+    fn counters_line(m: &MetricsSnapshot) -> HashMap<String, u64> {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || m.log());
+        let line = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(line.contains(" counters "), "{line}");
+        line.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn counters_line_keys_name_each_failure_class_and_rejection_by_its_label() {
+        let mut m = MetricsSnapshot::default();
+        for (n, v) in (100..).zip(&mut m.handshake_failures) {
+            *v = n;
+        }
+        for (n, v) in (200..).zip(&mut m.requests_rejected) {
+            *v = n;
+        }
+        let line = counters_line(&m);
+        for c in FailureClass::ALL {
+            let key = format!("fail_{}", c.label());
+            assert_eq!(line.get(&key), Some(&m.failures(c)), "{key}: {line:?}");
+        }
+        for r in Rejection::ALL {
+            let key = format!("rejected_{}", r.label());
+            assert_eq!(line.get(&key), Some(&m.rejected(r)), "{key}: {line:?}");
         }
     }
 }

@@ -76,4 +76,10 @@ async fn sigterm_closes_an_idle_h2_client_that_ignores_goaway_and_ping_within_a_
         .await;
     assert_eq!(field(&line, "forced"), Some("false"), "{line}");
     assert_eq!(field(&line, "open_at_start"), Some("3"), "{line}");
+    let counters = server.wait_line(" counters ", Duration::from_secs(1)).await;
+    assert_eq!(
+        field(&counters, "closed_after_shutdown"),
+        Some("3"),
+        "{counters}"
+    );
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::Shared;
 use crate::app::{Body, Site};
-use crate::telemetry::{FailureClass, MetricsSnapshot, Rejection, HISTOGRAM_BOUNDS_US};
+use crate::telemetry::{FailureClass, MetricsSnapshot, HISTOGRAM_BOUNDS_US};
 
 /// Connections served at once; more wait in the backlog.
 const MAX_CONNECTIONS: usize = 32;
@@ -136,78 +136,17 @@ fn gauges(shared: &Shared, site: &Site) -> Gauges {
 /// Writes the Prometheus text exposition (format 0.0.4) of the counters and gauges.
 pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
     let mut out = String::with_capacity(8 * 1024);
+    m.families(|name, kind, help, samples| write_family(&mut out, name, kind, help, samples));
+    // The rest is not in telemetry.rs's table: a second view of one counter, a family with
+    // two labels, the gauges read at scrape time and the histogram.
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            if labels.is_empty() {
-                let _ = writeln!(out, "{name} {value}");
-            } else {
-                let _ = writeln!(out, "{name}{{{labels}}} {value}");
-            }
-        }
+        write_family(&mut out, name, kind, help, samples);
     };
-    family(
-        "rampart_connections_open",
-        "gauge",
-        "Client connections open now.",
-        &[("", m.connections_open)],
-    );
-    family(
-        "rampart_connections_total",
-        "counter",
-        "Client connections accepted.",
-        &[("", m.connections_total)],
-    );
-    family(
-        "rampart_handshakes_total",
-        "counter",
-        "Completed TLS handshakes by kind.",
-        &[
-            ("kind=\"full\"", m.handshakes_full),
-            ("kind=\"full_hrr\"", m.handshakes_full_hrr),
-            ("kind=\"resumed\"", m.handshakes_resumed),
-        ],
-    );
-    family(
-        "rampart_handshakes_by_version_total",
-        "counter",
-        "Completed TLS handshakes by protocol version.",
-        &[
-            ("version=\"1.2\"", m.handshakes_tls12),
-            ("version=\"1.3\"", m.handshakes_tls13),
-        ],
-    );
-    let reasons: Vec<(String, u64)> = FailureClass::ALL
-        .iter()
-        .map(|c| (format!("reason=\"{}\"", c.label()), m.failures(*c)))
-        .collect();
-    let reasons: Vec<(&str, u64)> = reasons.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-    family(
-        "rampart_handshake_failures_total",
-        "counter",
-        "Connections that ended before a TLS session, by reason (plaintext_http: plaintext HTTP on the TLS port).",
-        &reasons,
-    );
     family(
         "rampart_plaintext_requests_total",
         "counter",
         "Plaintext HTTP requests on the HTTPS port.",
         &[("", m.failures(FailureClass::PlaintextHttp))],
-    );
-    family(
-        "rampart_proxy_headers_total",
-        "counter",
-        "PROXY protocol headers accepted from trusted proxies, and connections refused for a missing, malformed or untrusted header.",
-        &[
-            ("result=\"accepted\"", m.proxy_headers),
-            ("result=\"rejected\"", m.proxy_rejected),
-        ],
-    );
-    family(
-        "rampart_redirects_total",
-        "counter",
-        "Plaintext requests answered with a redirect or rejection (HTTPS and --http-listen ports).",
-        &[("", m.plaintext_redirects)],
     );
     let mut responses = Vec::new();
     for (p, proto) in ["h1", "h2"].iter().enumerate() {
@@ -224,58 +163,6 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
         "counter",
         "Finished responses by protocol and status class.",
         &responses,
-    );
-    family(
-        "rampart_requests_total",
-        "counter",
-        "Requests received by protocol.",
-        &[
-            ("protocol=\"h1\"", m.requests_h1),
-            ("protocol=\"h2\"", m.requests_h2),
-        ],
-    );
-    let rejected: Vec<(String, u64)> = Rejection::ALL
-        .iter()
-        .map(|r| (format!("reason=\"{}\"", r.label()), m.rejected(*r)))
-        .collect();
-    let rejected: Vec<(&str, u64)> = rejected.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-    family(
-        "rampart_requests_rejected_total",
-        "counter",
-        "Requests refused before the app, by reason: HTTP/1 answered 400 (missing, duplicate or invalid Host; Transfer-Encoding), HTTP/2 streams reset (no :authority or Host; a stream error in the body read before answering), 413 for such a body past 64 KiB.",
-        &rejected,
-    );
-    family(
-        "rampart_response_bytes_total",
-        "counter",
-        "Response body bytes sent.",
-        &[("", m.bytes_sent)],
-    );
-    family(
-        "rampart_connections_closed_total",
-        "counter",
-        "Connections closed by a deadline, by reason.",
-        &[
-            ("reason=\"idle\"", m.connections_closed_idle),
-            (
-                "reason=\"header_timeout\"",
-                m.connections_closed_header_timeout,
-            ),
-            ("reason=\"stalled\"", m.connections_closed_stalled),
-            ("reason=\"tiny_windows\"", m.connections_closed_tiny_windows),
-        ],
-    );
-    family(
-        "rampart_session_tls_errors_total",
-        "counter",
-        "Established TLS sessions that ended with a TLS error (alert, bad record).",
-        &[("", m.session_tls_errors)],
-    );
-    family(
-        "rampart_connection_panics_total",
-        "counter",
-        "Connection tasks that panicked (a bug; the server kept serving).",
-        &[("", m.connection_panics)],
     );
     family(
         "rampart_assets_files",
@@ -334,6 +221,25 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
     );
     let _ = writeln!(out, "{name}_count {}", h.count());
     out
+}
+
+/// Writes one family: its `# HELP` and `# TYPE` lines, then a line per `(labels, value)`.
+fn write_family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: &[(impl AsRef<str>, u64)],
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let labels = labels.as_ref();
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
 }
 
 /// Binds the metrics listener (same socket options as the others).

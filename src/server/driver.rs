@@ -144,6 +144,7 @@ where
     loop {
         if let Some(quiet_at) = draining_since.and_then(|since| state.quiet_since(since)) {
             if Instant::now() >= quiet_at + SHUTDOWN_GRACE {
+                Metrics::inc(&shared.metrics.connections_closed_after_shutdown);
                 return Err(Ended::deadline(
                     "closed after shutdown: nothing in flight and the client did not close",
                 ));
