@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::LogFormat;
 use crate::error::{Error, Result};
+use crate::protocol::Protocol;
 
 /// The tracing target of access-log lines (one per request, with `--access-log`).
 pub const ACCESS_TARGET: &str = "rampart::access";
@@ -409,9 +410,9 @@ impl Metrics {
     }
 
     /// Counts a finished response: its status class, body bytes and time.
-    pub(crate) fn response(&self, h2: bool, status: u16, bytes: u64, elapsed: Duration) {
+    pub(crate) fn response(&self, protocol: Protocol, status: u16, bytes: u64, elapsed: Duration) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        Self::inc(&self.responses[usize::from(h2)][class]);
+        Self::inc(&self.responses[protocol.index()][class]);
         self.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
         self.response_time.observe(elapsed);
     }

@@ -55,10 +55,9 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
     fn call(&self, req: http::Request<Incoming>) -> ConnFuture {
         self.state.request_started();
         let metrics = &self.shared.metrics;
-        Metrics::inc(if self.protocol == Protocol::Http2 {
-            &metrics.requests_h2
-        } else {
-            &metrics.requests_h1
+        Metrics::inc(match self.protocol {
+            Protocol::Http1 => &metrics.requests_h1,
+            Protocol::Http2 => &metrics.requests_h2,
         });
         let verdict = request_check::check(&req, self.protocol);
         let access = self.access.as_ref().map(|conn| AccessLine {
@@ -244,12 +243,8 @@ impl crate::app::OnDone for RequestDone {
     fn done(self: Box<Self>, unsent: u64) {
         let elapsed = self.start.elapsed();
         let bytes = self.len.saturating_sub(unsent);
-        self.metrics.response(
-            self.protocol == Protocol::Http2,
-            self.status,
-            bytes,
-            elapsed,
-        );
+        self.metrics
+            .response(self.protocol, self.status, bytes, elapsed);
         if let Some(a) = &self.access {
             let path = a
                 .target
