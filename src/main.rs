@@ -9,8 +9,9 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use rampart::cli::{Command, ServeArgs};
+use rampart::cli::{Command, ServeArgs, TicketKeyCommand};
 use rampart::config::file::ArgsError;
+use rampart::tls::ticket::file;
 
 fn main() -> ExitCode {
     let cli = match rampart::config::parse_args(std::env::args_os()) {
@@ -43,7 +44,11 @@ fn main() -> ExitCode {
             };
         }
         Some(Command::TicketKey(cmd)) => {
-            return match rampart::tls::ticket::file::execute(&cmd) {
+            let done = match cmd {
+                TicketKeyCommand::New { path, staged } => file::new_key(&path, staged),
+                TicketKeyCommand::Promote { path } => file::promote(&path),
+            };
+            return match done {
                 Ok(done) => {
                     println!("rampart: {done}");
                     ExitCode::SUCCESS

@@ -28,7 +28,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{KeyId, TicketKey, KEY_LEN};
-use crate::cli::TicketKeyCommand;
 
 /// Most keys a key file may hold.
 pub const MAX_KEYS: usize = 8;
@@ -298,18 +297,6 @@ impl fmt::Display for Written {
     }
 }
 
-/// Runs a `rampart ticket-key` subcommand.
-///
-/// # Errors
-/// [`TicketKeyError`] naming the file: it exists but does not parse (it is left alone),
-/// `promote` on a file with one key, or it cannot be written.
-pub fn execute(command: &TicketKeyCommand) -> Result<Written, TicketKeyError> {
-    match command {
-        TicketKeyCommand::New { path, staged } => new_key(path, *staged),
-        TicketKeyCommand::Promote { path } => promote(path),
-    }
-}
-
 /// The keys in `path`, or `None` when it does not exist.
 fn existing(path: &Path) -> Result<Option<Vec<TicketKey>>, TicketKeyError> {
     match read_key_file(path) {
@@ -346,7 +333,8 @@ fn finish(
 /// `ticket-key new [--staged] PATH`: see the module docs.
 ///
 /// # Errors
-/// See [`execute`].
+/// [`TicketKeyError`] naming the file: it exists but does not parse (it is left alone), or
+/// it cannot be written.
 pub fn new_key(path: &Path, staged: bool) -> Result<Written, TicketKeyError> {
     let fresh = TicketKey::generate()?;
     let Some(before) = existing(path)? else {
@@ -368,7 +356,8 @@ pub fn new_key(path: &Path, staged: bool) -> Result<Written, TicketKeyError> {
 /// `ticket-key promote PATH`: see the module docs.
 ///
 /// # Errors
-/// See [`execute`].
+/// [`TicketKeyError`] naming the file: it does not parse, holds one key only, or cannot be
+/// written.
 pub fn promote(path: &Path) -> Result<Written, TicketKeyError> {
     let before = read_key_file(path)?.keys;
     if before.len() < 2 {
