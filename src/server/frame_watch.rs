@@ -457,4 +457,57 @@ mod tests {
         ];
         assert!(!names_a_pseudo_header(&huge));
     }
+
+    /// Random frames: mostly well-formed headers (so that HEADERS on open streams, trailers
+    /// and WINDOW_UPDATEs occur), with random payloads and flags.
+    fn frames() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let one = (
+            prop_oneof![
+                Just(DATA),
+                Just(HEADERS),
+                Just(RST_STREAM),
+                Just(WINDOW_UPDATE),
+                any::<u8>()
+            ],
+            any::<u8>(),
+            1u32..6,
+            proptest::collection::vec(any::<u8>(), 0..40),
+        )
+            .prop_map(|(kind, flags, stream, payload)| {
+                let mut f = frame(kind, stream, &payload);
+                f[4] = flags;
+                f
+            });
+        proptest::collection::vec(one, 0..40).prop_map(|fs| {
+            let mut out = preface();
+            out.extend(fs.concat());
+            out
+        })
+    }
+
+    proptest::proptest! {
+        // 500 cases; no regression files written into the source tree.
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 500,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Total over any bytes, and the verdict does not depend on how the bytes are cut
+        /// into reads.
+        #[test]
+        fn the_frame_watch_is_total_and_blind_to_how_reads_cut_the_bytes(
+            stream in frames(),
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            cut in 1usize..50,
+        ) {
+            let whole = FrameWatch::default().feed(&stream);
+            let mut watch = FrameWatch::default();
+            let cut_up = stream.chunks(cut).try_for_each(|c| watch.feed(c));
+            proptest::prop_assert_eq!(whole, cut_up);
+            let _ = FrameWatch::default().feed(&junk);
+            let _ = names_a_pseudo_header(&junk);
+        }
+    }
 }
