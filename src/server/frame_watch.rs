@@ -41,6 +41,10 @@ const END_STREAM: u8 = 0x1;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 
+/// The largest trailers frame looked into: HTTP/2's default SETTINGS_MAX_FRAME_SIZE, which
+/// the server keeps.
+const TRAILERS_MAX: usize = 16 * 1024;
+
 /// Streams whose request body is still coming that are followed for trailers; more are not
 /// (the stream limit is 128 by default).
 const OPEN_BODIES_MAX: usize = 256;
@@ -175,10 +179,12 @@ impl FrameWatch {
                 // either way the stream's body is over.
                 Some(i) => {
                     self.open_bodies.swap_remove(i);
-                    if flags & END_STREAM != 0 && len > 0 {
+                    // A block over the default frame size is h2's FRAME_SIZE_ERROR: never
+                    // collected here, so the watch holds at most one frame's 16 KiB.
+                    if flags & END_STREAM != 0 && len > 0 && len <= TRAILERS_MAX {
                         self.skip = 0;
                         self.trailers_stream = stream;
-                        self.trailers.reserve_exact(len.min(16 * 1024));
+                        self.trailers.reserve_exact(len);
                         self.reading = Reading::Trailers { len, flags };
                     }
                 }
@@ -443,6 +449,16 @@ mod tests {
                 .unwrap();
         }
         assert!(watch.open_bodies.is_empty());
+    }
+
+    #[test]
+    fn a_trailers_frame_over_the_frame_size_is_skipped_not_collected() {
+        let mut stream = preface();
+        stream.extend(headers(0, 1, &[0x82, 0x87, 0x84]));
+        stream.extend(headers(END_STREAM, 1, &[0x82; TRAILERS_MAX + 1]));
+        let mut watch = FrameWatch::default();
+        assert_eq!(watch.feed(&stream), Ok(()));
+        assert_eq!(watch.trailers.capacity(), 0);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use super::service::ConnService;
 use super::Shared;
 use crate::telemetry::Metrics;
 
+/// Serves HTTP/2 requests until the connection ends: writes corked until the end of a
+/// wake-up, the client's frames followed, streams run in place (see [`StreamExec`]).
 pub(super) async fn serve(
     mut io: Io,
     svc: ConnService,

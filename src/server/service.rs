@@ -67,7 +67,7 @@ impl hyper::service::Service<http::Request<Incoming>> for ConnService {
             version: req.version(),
         });
         let done = RequestDone {
-            _in_flight: InFlight(Arc::clone(&self.state)),
+            in_flight: InFlight(Arc::clone(&self.state)),
             metrics: Arc::clone(metrics),
             protocol: self.protocol,
             start: std::time::Instant::now(),
@@ -208,7 +208,7 @@ impl Future for ConnFuture {
                 done.status = r.status().as_u16();
                 done.len = r.body().remaining();
                 // The budget lives in the connection's state, which the request holds.
-                let r = match done._in_flight.0.send_budget.as_ref() {
+                let r = match done.in_flight.0.send_budget.as_ref() {
                     Some(budget) => r.map(|b| b.with_budget(budget)),
                     None => r,
                 };
@@ -222,7 +222,8 @@ impl Future for ConnFuture {
 /// Rides on a response body; when the body ends (or is dropped), counts the response and
 /// writes the access line. Dropping it ends the request's in-flight count.
 struct RequestDone {
-    _in_flight: InFlight,
+    /// Ends the in-flight count when dropped; its state also holds the send budget.
+    in_flight: InFlight,
     metrics: Arc<Metrics>,
     protocol: Protocol,
     start: std::time::Instant,
