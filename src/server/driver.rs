@@ -1,6 +1,8 @@
-//! [`drive`]: runs one hyper connection (HTTP/1.1 or HTTP/2) under the connection's
-//! deadlines (header, idle, stall, park) and the shutdown tokens, and says how it ended
-//! ([`Ended`]). The protocol drivers (server/h1.rs, server/h2.rs) call it; it knows neither.
+//! [`drive`]: runs one hyper connection (HTTP/1.1 or HTTP/2) and carries out what its
+//! deadline and shutdown policy decides (server/policy.rs: header, idle, stall, park,
+//! drain), and says how it ended ([`Ended`]). It owns the poll mechanics: the shutdown
+//! tokens, the wake-ups, the HTTP/2 flush gate and stream queue. The protocol drivers
+//! (server/h1.rs, server/h2.rs) call it with their policy; it knows neither.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +14,9 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::time::Instant;
 
 use super::frame_watch::FrameFault;
-use super::handshake::{Tls, SHUTDOWN_GRACE};
-use super::io::{ConnIo, ConnState, Deadline};
+use super::handshake::Tls;
+use super::io::{ConnIo, ConnState};
+use super::policy::{Ask, Closed, Policy, Step};
 use super::Shared;
 use crate::telemetry::Metrics;
 
@@ -67,9 +70,6 @@ impl Ended {
     }
 }
 
-/// How long an idle connection asked to close may take to do so.
-const IDLE_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Streams a protocol hands over while [`drive`] polls its connection, run once that poll
 /// returns (HTTP/2's stream executor, server/h2.rs).
 pub(super) trait QueuedStreams {
@@ -111,115 +111,63 @@ where
     }
 }
 
-/// Runs a hyper connection under the deadlines and shutdown tokens; with `park_after`, an
-/// idle connection is asked to end after that long (to park, see [`serve_h1`]). The flag
-/// says whether it ended because it was asked to park.
+/// Runs a hyper connection under `policy` (server/policy.rs: deadlines and shutdown
+/// phases) and the shutdown tokens. The flag says whether it ended because the policy
+/// asked it to park.
 pub(super) async fn drive<C, Q>(
     mut conn: Pin<Box<C>>,
     state: &ConnState,
     shared: &Shared,
-    park_after: Option<std::time::Duration>,
+    mut policy: Policy,
     streams: Option<&Q>,
 ) -> Result<(C::Done, bool), Ended>
 where
     C: Serve,
     Q: QueuedStreams,
 {
-    let mut closing = false;
-    let mut parking = false;
-    // Shutdown began before this session's first request: it is awaited until then.
-    let mut first_request_until: Option<Instant> = None;
-    // Set once an idle connection was asked to close: hyper closes an idle HTTP/1 connection
-    // at once and an HTTP/2 one after GOAWAY; one that does not by then is dropped.
-    let mut grace_until: Option<Instant> = None;
-    // Set when shutdown asked the connection to close (GOAWAY, `Connection: close`): once no
-    // request is in flight it gets SHUTDOWN_GRACE to close by itself, then it is closed
-    // (close_notify). hyper's HTTP/2 graceful shutdown waits for the client's answer to its
-    // PING, so a client that never answers held the connection, and the process, until the
-    // shutdown deadline.
-    let mut draining_since: Option<Instant> = None;
-    let limits = &shared.limits;
+    let metrics = &shared.metrics;
     let rare = Arc::new(Rare::default());
     let rare_waker = std::task::Waker::from(Arc::clone(&rare));
     loop {
-        if let Some(quiet_at) = draining_since.and_then(|since| state.quiet_since(since)) {
-            if Instant::now() >= quiet_at + SHUTDOWN_GRACE {
-                Metrics::inc(&shared.metrics.connections_closed_after_shutdown);
-                return Err(Ended::deadline(
-                    "closed after shutdown: nothing in flight and the client did not close",
-                ));
-            }
-        }
-        let next = match grace_until {
-            Some(until) if Instant::now() >= until => {
-                Metrics::inc(&shared.metrics.connections_closed_stalled);
-                return Err(Ended::deadline(
-                    "did not close within the grace period after idling",
-                ));
-            }
-            Some(until) => until,
-            None => match state.check(
-                limits.idle_timeout,
-                park_after.filter(|_| !closing && first_request_until.is_none()),
-            ) {
-                Deadline::Next(at) => at,
-                Deadline::Park => {
-                    // hyper ends an idle HTTP/1.1 connection at once when asked.
-                    closing = true;
-                    parking = true;
-                    conn.as_mut().graceful_shutdown();
-                    grace_until = Some(Instant::now() + IDLE_CLOSE_GRACE);
-                    continue;
+        let look_at = match policy.decide(Instant::now(), &state.look()) {
+            Step::Serve { look_at } => look_at,
+            Step::AskToEnd(ask) => {
+                if ask == Ask::Idle {
+                    Metrics::inc(&metrics.connections_closed_idle);
                 }
-                Deadline::Idle => {
-                    Metrics::inc(&shared.metrics.connections_closed_idle);
-                    if !closing {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    grace_until = Some(Instant::now() + IDLE_CLOSE_GRACE);
-                    continue;
-                }
-                Deadline::Stalled => {
-                    Metrics::inc(&shared.metrics.connections_closed_stalled);
-                    return Err(Ended::deadline("no progress for the idle timeout"));
-                }
-                Deadline::HeaderTimeout => {
-                    Metrics::inc(&shared.metrics.connections_closed_header_timeout);
-                    return Err(Ended::deadline(
-                        "request head not complete within the header timeout",
-                    ));
-                }
-            },
-        };
-        if let Some(until) = first_request_until {
-            if !closing && (state.wait_first_request() || Instant::now() >= until) {
-                closing = true;
-                draining_since = Some(Instant::now());
+                // hyper ends an idle HTTP/1.1 connection at once, an HTTP/2 one after
+                // GOAWAY; the policy closes one that does not.
                 conn.as_mut().graceful_shutdown();
+                continue;
             }
-        }
-        let next = first_request_until
-            .filter(|_| !closing)
-            .map_or(next, |u| u.min(next));
-        // While draining, the end of the last request is not an event the driver hears of:
-        // it looks again every DRAIN_LOOK (shutdown only).
-        let next = draining_since.map_or(next, |_| next.min(Instant::now() + DRAIN_LOOK));
-        state.set_next_look(next);
-        let graceful_armed = !closing && first_request_until.is_none();
+            Step::IdleWhileEnding => {
+                Metrics::inc(&metrics.connections_closed_idle);
+                continue;
+            }
+            Step::Close(closed) => {
+                Metrics::inc(match closed {
+                    Closed::AfterShutdown => &metrics.connections_closed_after_shutdown,
+                    Closed::DidNotEnd | Closed::Stalled => &metrics.connections_closed_stalled,
+                    Closed::HeaderTimeout => &metrics.connections_closed_header_timeout,
+                });
+                return Err(Ended::deadline(closed.why()));
+            }
+        };
+        state.set_next_look(look_at);
+        let graceful_armed = policy.listens_for_shutdown();
         let graceful = shared.tokens.graceful.cancelled();
         let force = shared.tokens.force.cancelled();
         let wake = state.wake.notified();
-        let sleep = tokio::time::sleep_until(next);
+        let sleep = tokio::time::sleep_until(look_at);
         tokio::pin!(graceful, force, wake, sleep);
         rare.fired.store(true, Ordering::Relaxed);
         let event = std::future::poll_fn(|cx| {
-            // HTTP/2: flushes are put off while hyper runs (see ConnState::defer_flushes).
-            let mut defer = streams.is_some();
+            // HTTP/2: flushes are put off while hyper runs (io/cork.rs, FlushGate).
+            let mut hold = streams.is_some();
             loop {
-                state.defer_flushes(defer);
+                state.flush_gate.hold(hold);
                 let polled = conn.as_mut().poll(cx);
-                state.defer_flushes(false);
+                state.flush_gate.hold(false);
                 if let Poll::Ready(res) = polled {
                     return Poll::Ready(Event::Done(res));
                 }
@@ -231,8 +179,8 @@ where
                     break;
                 }
                 // Nothing more to run: the flush that was put off happens now.
-                if defer && state.take_flush_owed() {
-                    defer = false;
+                if hold && state.flush_gate.take_owed() {
+                    hold = false;
                     continue;
                 }
                 break;
@@ -259,28 +207,20 @@ where
         match event {
             Event::Done(res) => {
                 return res
-                    .map(|done| (done, parking))
+                    .map(|done| (done, policy.parking()))
                     .map_err(|e| Ended::from_error(&e))
             }
             Event::Graceful => {
-                if state.wait_first_request() {
-                    closing = true;
-                    draining_since = Some(Instant::now());
-                    conn.as_mut().graceful_shutdown();
-                } else {
-                    // A client that connected before shutdown gets its first request
-                    // served (then `Connection: close` / GOAWAY), as nginx does.
-                    first_request_until = Some(Instant::now() + SHUTDOWN_GRACE);
-                }
+                // The first request wakes the driver from now on; the policy asks the
+                // connection to end once it came (or at once, if it had).
+                state.wake_on_first_request();
+                policy.shutdown_began(Instant::now());
             }
             Event::Force => return Err(Ended::deadline("shutdown deadline passed")),
             Event::Look => {}
         }
     }
 }
-
-/// How often a draining connection (shutdown began) looks whether its last request ended.
-const DRAIN_LOOK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What woke [`drive`].
 enum Event<T> {

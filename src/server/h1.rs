@@ -11,6 +11,7 @@ use tokio::io::AsyncReadExt;
 
 use super::driver::{drive, Ended, Io, NoStreams, Serve};
 use super::io::ConnState;
+use super::policy::{Policy, Timeouts};
 use super::service::ConnService;
 use super::Shared;
 use crate::telemetry::Metrics;
@@ -76,20 +77,19 @@ pub(super) async fn serve(
     if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
         b.max_headers(limits.max_headers);
     }
+    let policy = Policy::new(Timeouts {
+        idle: limits.idle_timeout,
+        header: Some(limits.header_timeout),
+        park_after: Some(PARK_AFTER),
+    });
     loop {
         // Each round serves at least one request or parks on the socket; the budget makes
         // sure no sequence of rounds that never waits (bytes replayed from memory) can hold
         // the worker thread.
         tokio::task::coop::consume_budget().await;
         let conn = H1(Some(b.serve_connection(TokioIo::new(io), svc.clone())));
-        let (parts, parked) = drive(
-            Box::pin(conn),
-            state,
-            shared,
-            Some(PARK_AFTER),
-            None::<&NoStreams>,
-        )
-        .await?;
+        let (parts, parked) =
+            drive(Box::pin(conn), state, shared, policy, None::<&NoStreams>).await?;
         let hyper::server::conn::http1::Parts {
             io: back, read_buf, ..
         } = parts;

@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::driver::{drive, Ended, Io, QueuedStreams};
 use super::io::ConnState;
+use super::policy::{Policy, Timeouts};
 use super::service::ConnService;
 use super::Shared;
 use crate::telemetry::Metrics;
@@ -38,7 +39,11 @@ pub(super) async fn serve(
         Box::pin(b.serve_connection(TokioIo::new(io), svc)),
         state,
         shared,
-        None,
+        Policy::new(Timeouts {
+            idle: limits.idle_timeout,
+            header: None,
+            park_after: None,
+        }),
         Some(&exec),
     )
     .await

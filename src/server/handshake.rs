@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::io::{close_gracefully, Prefixed};
+use super::policy::SHUTDOWN_GRACE;
 use super::sniff::{self, Sniff};
 use super::{plaintext, proxy, Kind, Shared};
 use crate::telemetry::{FailureClass, Metrics};
@@ -364,7 +365,7 @@ enum Cut {
 
 /// Runs one step of the sniff/handshake phase under the handshake deadline. A client that
 /// connected before shutdown began still gets its handshake (and, in [`drive`], its first
-/// request): within [`SHUTDOWN_GRACE`] of the shutdown, so that a silent client cannot hold
+/// request): within `SHUTDOWN_GRACE` (server/policy.rs) of the shutdown, so that a silent client cannot hold
 /// up the exit. A restart behind SO_REUSEPORT thus fails no client that reached this
 /// process.
 async fn before_tls<F: Future>(
@@ -387,10 +388,6 @@ async fn before_tls<F: Future>(
         () = shared.tokens.force.cancelled() => Err(Cut::Shutdown),
     }
 }
-
-/// Once shutdown began: how long a connection still in its handshake may take to finish
-/// it, and how long a new session may take to send its first request.
-pub(super) const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn closed_at_shutdown(peer: SocketAddr) {
     tracing::debug!(%peer, "closed before the TLS handshake completed: shutting down");

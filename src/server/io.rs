@@ -1,14 +1,19 @@
 //! IO around a client connection, one job per file:
 //!
-//! - [`Prefixed`] (io/prefixed.rs) replays the bytes read while sniffing (TLS or plaintext?)
-//!   before reading from the socket again, so sniffing needs no `peek` loop, and holds the
-//!   TLS 1.3 session tickets back so that they leave with the first response.
+//! - [`Prefixed`] (io/prefixed.rs): the stream under TLS, made of the next two.
+//!   - io/replay.rs: bytes already read, replayed before the socket (what sniffing read,
+//!     so sniffing needs no `peek` loop; also what woke a parked connection, for
+//!     [`ConnIo`]).
+//!   - io/ticket_hold.rs: the TLS 1.3 session tickets held back so that they leave with
+//!     the first response.
 //! - [`ConnState`] (io/state.rs): a connection's activity (bytes moved, requests in flight,
-//!   request heads, writes waiting on the client) and the deadline verdicts drawn from it.
+//!   request heads, writes waiting on the client), snapshotted for the deadline policy
+//!   (server/policy.rs).
 //! - [`ConnIo`] (io/conn_io.rs) is the stream hyper sees: it replays bytes put back in front
-//!   of it, corks HTTP/2's writes until a flush (the driver puts flushes off until the end
-//!   of a wake-up), follows HTTP/2 client frames (server/frame_watch.rs), records activity,
-//!   and guarantees the close path when dropped.
+//!   of it, corks HTTP/2's writes, follows HTTP/2 client frames (server/frame_watch.rs),
+//!   records activity, and guarantees the close path when dropped.
+//! - io/cork.rs: the HTTP/2 write cork and its flush gate (the driver puts flushes off
+//!   until the end of a wake-up).
 //! - The close path (io/close.rs): whenever a connection ends (normal end, error, timeout,
 //!   panic unwinding, forced shutdown) a task sends TLS close_notify if hyper did not, then
 //!   reads until the peer's EOF for a short while so that closing never turns into a TCP
@@ -18,14 +23,17 @@
 
 mod close;
 mod conn_io;
+pub(crate) mod cork;
 mod prefixed;
+mod replay;
 mod state;
+mod ticket_hold;
 mod write;
 
 pub(crate) use close::{close_gracefully, LINGER};
 pub(crate) use conn_io::ConnIo;
 pub(crate) use prefixed::Prefixed;
-pub(crate) use state::{ConnState, Deadline, InFlight};
+pub(crate) use state::{ConnState, InFlight};
 
 /// A recording stream for the IO unit tests.
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod h2;
 mod handshake;
 pub(crate) mod io;
 pub mod plaintext;
+mod policy;
 pub mod proxy;
 mod request_check;
 mod service;

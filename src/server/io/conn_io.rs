@@ -11,28 +11,20 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::close::{close_gracefully, LINGER};
+use super::cork::Cork;
+use super::replay::Replay;
 use super::state::ConnState;
-use super::write::{connected, poll_drain, poll_write_behind, total_len};
+use super::write::connected;
 use crate::server::frame_watch::FrameWatch;
-
-/// The most [`ConnIo`] holds back until a flush: one full TLS record of plaintext. hyper's
-/// HTTP/2 writes each response whose body is over 256 bytes as its own write (frame
-/// headers, then the body), and the TLS stream sends every write at once: without the cork,
-/// ten responses to one read of ten requests cost ten records and ten `writev`s. A write
-/// that does not fit goes out behind what is held, in the same write.
-const CORK_MAX: usize = 16 * 1024;
 
 /// The client stream as hyper sees it; see the module docs for its close guarantee.
 pub(crate) struct ConnIo<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     inner: Option<S>,
     /// Plaintext already read from `inner` that the next reader must see first (the bytes
     /// that woke a parked keep-alive connection, or what hyper had buffered).
-    replay: bytes::Bytes,
-    /// Small writes held until the next flush (or a large write), so that what hyper writes
-    /// between two flushes leaves as one TLS record and one `writev`; see [`CORK_MAX`].
-    corked: Vec<u8>,
-    /// Whether writes are corked (HTTP/2, see [`ConnIo::cork_writes`]).
-    corking: bool,
+    replay: Replay,
+    /// HTTP/2's small writes, held until the next flush (io/cork.rs).
+    cork: Cork,
     state: Arc<ConnState>,
     shut_down: bool,
     token: Option<TaskTrackerToken>,
@@ -44,9 +36,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
     pub(crate) fn new(inner: S, state: Arc<ConnState>, token: TaskTrackerToken) -> Self {
         Self {
             inner: Some(inner),
-            replay: bytes::Bytes::new(),
-            corked: Vec::new(),
-            corking: false,
+            replay: Replay::default(),
+            cork: Cork::default(),
             state,
             shut_down: false,
             token: Some(token),
@@ -62,13 +53,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         self.frames = Some(Box::default());
     }
 
-    /// From now on, writes up to [`CORK_MAX`] in all are held until a flush, and the stream
+    /// From now on, writes up to `CORK_MAX` (io/cork.rs) in all are held until a flush, and the stream
     /// reports no vectored writes. For HTTP/2: h2 copies a DATA frame of up to 1 KiB into
     /// its own write buffer when the IO is not vectored (256 bytes when it is), and it writes
     /// a larger frame's header and body as two writes; the cork makes those one TLS record.
     /// HTTP/1.1 writes each response once, vectored, and is not corked.
     pub(crate) fn cork_writes(&mut self) {
-        self.corking = true;
+        self.cork.turn_on();
     }
 
     /// Puts bytes back in front of the stream. They count as just read: a request that
@@ -78,14 +69,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
         if !bytes.is_empty() {
             self.state.on_read();
         }
-        if self.replay.is_empty() {
-            self.replay = bytes;
-        } else {
-            let mut joined = bytes::BytesMut::with_capacity(bytes.len() + self.replay.len());
-            joined.extend_from_slice(&bytes);
-            joined.extend_from_slice(&self.replay);
-            self.replay = joined.freeze();
-        }
+        self.replay.put_back(bytes);
     }
 
     /// Whether bytes put back with [`ConnIo::replay`] are still unread.
@@ -104,9 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.replay.is_empty() {
-            let n = self.replay.len().min(buf.remaining());
-            buf.put_slice(&self.replay.split_to(n));
+        if self.replay.read_into(buf) {
             self.state.on_read();
             return Poll::Ready(Ok(()));
         }
@@ -136,48 +118,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for ConnIo<S>
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ConnIo<S> {
-    /// Takes `bufs` into the cork when they fit in it with what it holds; `None` when not.
-    fn cork(&mut self, bufs: &[io::IoSlice<'_>]) -> Option<usize> {
-        let len = total_len(bufs);
-        if self.corked.len() + len > CORK_MAX {
-            return None;
-        }
-        if self.corked.capacity() == 0 {
-            // Room for a few small responses; it grows up to CORK_MAX when more come.
-            self.corked.reserve(len.max(CORK_MAX / 4));
-        }
-        for b in bufs {
-            self.corked.extend_from_slice(b);
-        }
-        Some(len)
-    }
-
-    /// Writes `bufs` behind what the cork holds, in one write to `inner` (one TLS record
-    /// and one `writev` when they fit); the count is of `bufs`' bytes only.
-    fn poll_write_through(
-        &mut self,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let inner = connected(&mut self.inner)?;
-        let res = poll_write_behind(inner, cx, &mut self.corked, bufs);
-        match res {
-            Poll::Ready(Ok(n)) if n > 0 => self.state.on_write(),
-            Poll::Pending => self.state.on_write_blocked(),
-            _ => {}
-        }
-        res
-    }
-
-    /// Writes out what the cork holds.
+    /// Writes out what the cork holds, recording the activity.
     fn poll_uncork(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.corked.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
         let inner = connected(&mut self.inner)?;
-        let before = self.corked.len();
-        let res = poll_drain(inner, cx, &mut self.corked);
-        if self.corked.len() < before {
+        let (res, moved) = self.cork.poll_uncork(inner, cx);
+        if moved {
             self.state.on_write();
         }
         if res.is_pending() {
@@ -201,25 +146,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for ConnIo<S
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.corking {
-            if let Some(n) = this.cork(bufs) {
-                return Poll::Ready(Ok(n));
-            }
+        if let Some(n) = this.cork.take(bufs) {
+            return Poll::Ready(Ok(n));
         }
-        this.poll_write_through(cx, bufs)
+        let inner = connected(&mut this.inner)?;
+        let res = this.cork.poll_write_through(inner, cx, bufs);
+        match res {
+            Poll::Ready(Ok(n)) if n > 0 => this.state.on_write(),
+            Poll::Pending => this.state.on_write_blocked(),
+            _ => {}
+        }
+        res
     }
     fn is_write_vectored(&self) -> bool {
-        !self.corking
+        !self.cork.is_on()
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.corked.is_empty() && this.state.defer_flush.load(Ordering::Relaxed) {
-            this.state.flush_owed.store(true, Ordering::Relaxed);
+        if this.state.flush_gate.put_off(&this.cork) {
             return Poll::Ready(Ok(()));
         }
         std::task::ready!(this.poll_uncork(cx))?;
-        this.state.flush_owed.store(false, Ordering::Relaxed);
-        let res = Pin::new(this.inner()?).poll_flush(cx);
+        this.state.flush_gate.flushed();
+        let inner = connected(&mut this.inner)?;
+        let res = Pin::new(inner).poll_flush(cx);
         match res {
             // The TLS stream still holds records the socket did not take.
             Poll::Pending => this.state.on_write_blocked(),
@@ -250,7 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for ConnIo<S> {
         let shut_down = self.shut_down;
         // Written but never flushed (hyper always flushes; an error path may not): it goes
         // out ahead of close_notify, as it would have without the cork.
-        let corked = std::mem::take(&mut self.corked);
+        let corked = self.cork.take_held();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let mut stream = stream;
@@ -271,12 +221,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for ConnIo<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::io::cork::CORK_MAX;
     use crate::server::io::test_stream::*;
-    use crate::server::io::Deadline;
+    use crate::server::policy::{Ask, Closed, Policy, Step, Timeouts};
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
 
     fn conn(rec: &Recorder, cork: bool) -> (ConnIo<Recorder>, tokio_util::task::TaskTracker) {
         let tracker = tokio_util::task::TaskTracker::new();
@@ -366,44 +318,52 @@ mod tests {
         let (mut io, _t) = conn(&rec, true);
         let state = Arc::clone(&io.state);
         // No bytes held: nothing is owed, the flush goes through.
-        state.defer_flushes(true);
+        state.flush_gate.hold(true);
         io.flush().await.unwrap();
-        assert!(!state.take_flush_owed());
+        assert!(!state.flush_gate.take_owed());
         // Two responses, each followed by a flush, while the driver polls hyper.
         io.write_all(&pattern(2000, 1)).await.unwrap();
         io.flush().await.unwrap();
         io.write_all(&pattern(3000, 2)).await.unwrap();
         io.flush().await.unwrap();
-        state.defer_flushes(false);
+        state.flush_gate.hold(false);
         assert!(rec.writes().is_empty());
-        assert!(state.take_flush_owed());
+        assert!(state.flush_gate.take_owed());
         // The driver's last poll: hyper's flush writes both at once.
         io.flush().await.unwrap();
         assert_eq!(
             rec.writes(),
             vec![[pattern(2000, 1), pattern(3000, 2)].concat()]
         );
-        assert!(!state.take_flush_owed());
-        assert_eq!(io.corked.capacity(), 0, "an idle connection holds no cork");
+        assert!(!state.flush_gate.take_owed());
+        assert_eq!(io.cork.capacity(), 0, "an idle connection holds no cork");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_whose_client_does_not_read_is_busy_not_parked_and_replayed_bytes_count_as_read(
     ) {
         let idle = Duration::from_secs(60);
-        let park = Some(Duration::from_millis(100));
+        let policy = Policy::new(Timeouts {
+            idle,
+            header: None,
+            park_after: Some(Duration::from_millis(100)),
+        });
+        let decide = |state: &ConnState| {
+            let mut fresh = policy;
+            fresh.decide(Instant::now(), &state.look())
+        };
         let state = Arc::new(ConnState::new(None));
         // A write the client's window did not take: waiting on the client is not idleness.
         state.on_write_blocked();
         tokio::time::advance(Duration::from_millis(500)).await;
-        assert!(matches!(state.check(idle, park), Deadline::Next(_)));
+        assert!(matches!(decide(&state), Step::Serve { .. }));
         // ... until the idle timeout with no byte moved: stalled, as a response in flight.
         tokio::time::advance(idle).await;
-        assert_eq!(state.check(idle, park), Deadline::Stalled);
+        assert_eq!(decide(&state), Step::Close(Closed::Stalled));
         // Once a write goes out, the connection is idle again and parks after the delay.
         state.on_write();
         tokio::time::advance(Duration::from_millis(100)).await;
-        assert_eq!(state.check(idle, park), Deadline::Park);
+        assert_eq!(decide(&state), Step::AskToEnd(Ask::Park));
 
         // Bytes put back in front of the stream are activity: the next request is already
         // here, so the driver must not park the connection before hyper reads them.
@@ -411,7 +371,7 @@ mod tests {
         let mut io = ConnIo::new(Recorder::default(), Arc::clone(&state), tracker.token());
         io.replay(bytes::Bytes::from_static(b"GET / HTTP/1.1\r\n"));
         assert!(io.has_replay());
-        assert!(matches!(state.check(idle, park), Deadline::Next(_)));
+        assert!(matches!(decide(&state), Step::Serve { .. }));
         let mut buf = [0u8; 64];
         let n = io.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"GET / HTTP/1.1\r\n");

@@ -1,5 +1,5 @@
-//! [`ConnState`]: a connection's activity, shared by its IO, its service and its driver,
-//! and the deadline verdicts drawn from it ([`Deadline`]).
+//! [`ConnState`]: a connection's activity, shared by its IO, its service and its driver;
+//! the driver decides from a snapshot of it ([`ConnState::look`], server/policy.rs).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::cork::FlushGate;
 use crate::app::SendBudget;
 use crate::server::frame_watch::FrameFault;
+use crate::server::policy::Activity;
 
 /// Per-connection activity shared by the IO, the service and the deadline driver.
 #[derive(Debug)]
@@ -27,19 +29,17 @@ pub(crate) struct ConnState {
     /// (`u64::MAX` while it is looking): a head that starts notifies it only when the
     /// header deadline comes before that, so back-to-back requests do not wake it.
     next_look: AtomicU64,
-    /// Set by the first request; see [`ConnState::wait_first_request`].
+    /// Set by the first request; see [`ConnState::wake_on_first_request`].
     first_request: AtomicBool,
     /// The driver asked to be woken by the first request (shutdown began before it).
     wake_on_first: AtomicBool,
     /// Wakes the driver when a head starts whose deadline is before its next look.
     pub(crate) wake: tokio::sync::Notify,
-    /// Set by the driver while it polls the connection: a flush of corked writes is put off
-    /// until the driver's last poll of this wake-up ([`ConnState::defer_flushes`]).
-    pub(super) defer_flush: AtomicBool,
-    /// A flush was put off and the cork still holds bytes.
-    pub(super) flush_owed: AtomicBool,
+    /// Whether a flush of the HTTP/2 cork is put off (io/cork.rs): held by the driver while
+    /// it polls the connection, asked by the IO on each flush.
+    pub(crate) flush_gate: FlushGate,
     /// The last write to the client could not go out (its receive window is full): the
-    /// connection is busy, not idle, until a write succeeds; see [`ConnState::check`].
+    /// connection is busy, not idle, until a write succeeds; see `Activity::busy` (server/policy.rs).
     pub(super) write_blocked: AtomicBool,
     /// What the HTTP/2 client did that ended the connection (server/frame_watch.rs); h2
     /// keeps only the text of an IO error, so the driver learns why from here.
@@ -62,8 +62,7 @@ impl ConnState {
             first_request: AtomicBool::new(false),
             wake_on_first: AtomicBool::new(false),
             wake: tokio::sync::Notify::new(),
-            defer_flush: AtomicBool::new(false),
-            flush_owed: AtomicBool::new(false),
+            flush_gate: FlushGate::default(),
             write_blocked: AtomicBool::new(false),
             frame_fault: std::sync::OnceLock::new(),
             send_budget: None,
@@ -75,22 +74,6 @@ impl ConnState {
     pub(crate) fn with_send_budget(mut self, budget: SendBudget) -> Self {
         self.send_budget = Some(budget);
         self
-    }
-
-    /// While `on`, a flush of a corked [`ConnIo`] that holds bytes answers at once and
-    /// leaves them held. hyper's HTTP/2 flushes before each response body over 1 KiB, so
-    /// responses to one read of requests would still leave one write each; the driver sets
-    /// this while it polls the connection, then (when [`ConnState::take_flush_owed`] says a
-    /// flush was put off) polls it once more with it off, and that poll's flush (h2 flushes
-    /// at the end of every poll) writes them all at once. Only the connection's own task
-    /// reads and writes these flags.
-    pub(crate) fn defer_flushes(&self, on: bool) {
-        self.defer_flush.store(on, Ordering::Relaxed);
-    }
-
-    /// Whether a flush was put off since the last real one (and clears the flag).
-    pub(crate) fn take_flush_owed(&self) -> bool {
-        self.flush_owed.swap(false, Ordering::Relaxed)
     }
 
     fn now_ms(&self) -> u64 {
@@ -110,7 +93,7 @@ impl ConnState {
         if self.in_flight.load(Ordering::Acquire) == 0
             && self.head_started.load(Ordering::Relaxed) == 0
         {
-            // SeqCst with `check` and `set_next_look`: either the driver's check sees this
+            // SeqCst with `look` and `set_next_look`: either the driver's look sees this
             // head, or this sees the next look the driver set without it.
             self.head_started.store(now + 1, Ordering::SeqCst);
             if now.saturating_add(head_timeout) < self.next_look.load(Ordering::SeqCst) {
@@ -141,7 +124,8 @@ impl ConnState {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(0, Ordering::Relaxed);
         if !self.first_request.load(Ordering::Relaxed) {
-            // SeqCst with wait_first_request: one of the two sides sees the other's store.
+            // SeqCst with wake_on_first_request and look: either the driver's look sees
+            // this request, or this sees that the driver waits for it.
             self.first_request.store(true, Ordering::SeqCst);
             if self.wake_on_first.load(Ordering::SeqCst) {
                 self.wake.notify_one();
@@ -149,10 +133,10 @@ impl ConnState {
         }
     }
 
-    /// Whether a request has arrived; if not, the next one wakes the driver.
-    pub(crate) fn wait_first_request(&self) -> bool {
+    /// From now on the first request wakes the driver (shutdown began before it); a
+    /// [`ConnState::look`] after this sees a request that came before.
+    pub(crate) fn wake_on_first_request(&self) {
         self.wake_on_first.store(true, Ordering::SeqCst);
-        self.first_request.load(Ordering::SeqCst)
     }
 
     /// A response body finished or was dropped.
@@ -161,52 +145,21 @@ impl ConnState {
         self.last_io.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    /// What the deadlines say now, and when to look again. The header deadline applies
-    /// when a header timeout was given to [`ConnState::new`].
-    pub(crate) fn check(&self, idle_timeout: Duration, park_after: Option<Duration>) -> Deadline {
+    /// A snapshot of the connection's activity for the deadline policy
+    /// (server/policy.rs). The driver calls it before deciding; until it sets its next
+    /// look again ([`ConnState::set_next_look`]) every request head that starts wakes it.
+    pub(crate) fn look(&self) -> Activity {
+        // SeqCst with `on_read`: either this sees the head that starts now, or `on_read`
+        // sees that the driver is looking and wakes it.
         self.next_look.store(u64::MAX, Ordering::SeqCst);
-        let now = self.now_ms();
-        let last = self.last_io.load(Ordering::Relaxed);
-        // A response in flight, or written and waiting for the client to read it (hyper
-        // counts a small response as done once it is in its write buffer): never idle, so
-        // never parked (a parked connection must hold no buffered bytes); stalled when no
-        // byte moves for the idle timeout.
-        if self.in_flight.load(Ordering::Acquire) > 0 || self.write_blocked.load(Ordering::Relaxed)
-        {
-            let due = last.saturating_add(millis(idle_timeout));
-            return if now >= due {
-                Deadline::Stalled
-            } else {
-                Deadline::Next(self.at(due))
-            };
-        }
         let head = self.head_started.load(Ordering::SeqCst);
-        let idle_due = last.saturating_add(millis(idle_timeout));
-        if let Some(header_timeout) = self.head_timeout_ms.filter(|_| head > 0) {
-            let due = (head - 1).saturating_add(header_timeout);
-            if now >= due {
-                return Deadline::HeaderTimeout;
-            }
-            return Deadline::Next(self.at(due.min(idle_due)));
+        Activity {
+            last_io: self.at(self.last_io.load(Ordering::Relaxed)),
+            busy: self.in_flight.load(Ordering::Acquire) > 0
+                || self.write_blocked.load(Ordering::Relaxed),
+            head_started: (self.head_timeout_ms.is_some() && head > 0).then(|| self.at(head - 1)),
+            first_request: self.first_request.load(Ordering::SeqCst),
         }
-        if now >= idle_due {
-            return Deadline::Idle;
-        }
-        match park_after.map(|p| last.saturating_add(millis(p))) {
-            Some(park_due) if now >= park_due => Deadline::Park,
-            Some(park_due) => Deadline::Next(self.at(park_due.min(idle_due))),
-            None => Deadline::Next(self.at(idle_due)),
-        }
-    }
-
-    /// With no request in flight and no write waiting for the client: since when, counting
-    /// from `since` at the earliest (the last byte moved, or `since`); `None` when busy.
-    pub(crate) fn quiet_since(&self, since: Instant) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Acquire) > 0 || self.write_blocked.load(Ordering::Relaxed)
-        {
-            return None;
-        }
-        Some(since.max(self.at(self.last_io.load(Ordering::Relaxed))))
     }
 
     /// The driver will look at the deadlines again at `at` (or earlier, when notified).
@@ -228,22 +181,6 @@ impl ConnState {
 /// connection's epoch).
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Verdict of [`ConnState::check`].
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Deadline {
-    /// Nothing due before this instant.
-    Next(Instant),
-    /// No request in flight and nothing read for the idle timeout.
-    Idle,
-    /// No request in flight and nothing read for the park delay (HTTP/1.1): time to give
-    /// back the per-connection HTTP buffers while the connection waits.
-    Park,
-    /// A request head started and did not complete in time.
-    HeaderTimeout,
-    /// A response is in flight but no byte moved for the idle timeout.
-    Stalled,
 }
 
 /// Decrements the in-flight count when a response body is done (attached to the body).
