@@ -17,6 +17,7 @@ use super::io::{close_gracefully, Prefixed};
 use super::policy::SHUTDOWN_GRACE;
 use super::sniff::{self, Sniff};
 use super::{plaintext, proxy, Kind, Shared};
+use crate::cli::PlaintextMode;
 use crate::telemetry::{FailureClass, Metrics};
 
 /// The established session, boxed: moved by value through the serving futures (rustc keeps
@@ -24,258 +25,302 @@ use crate::telemetry::{FailureClass, Metrics};
 pub(super) type Tls = Box<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>;
 
 /// Reads the PROXY header (trusted proxies), sniffs, answers plaintext, and runs the TLS
-/// handshake; None when the connection ended. Returns the client's address with the session.
+/// handshake; None when the connection ended (each step logged and counted why). Returns
+/// the client's address with the session.
 ///
 /// `local` is the listener's address (a wildcard for a listener on all addresses).
 pub(super) async fn establish(
     tcp: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-    shared: &Arc<Shared>,
+    shared: &Shared,
     kind: Kind,
 ) -> Option<(Tls, Option<String>, SocketAddr)> {
-    let shared = Arc::clone(shared);
-    let deadline = Instant::now() + shared.limits.handshake_timeout;
-    let mut tcp = tcp;
-    // Bytes read so far and not yet consumed: replayed to whoever handles the connection next.
-    // The first read takes a whole ClientHello when it is there: one read, not two.
-    let mut first = Vec::with_capacity(FIRST_READ);
-    // With --proxy-protocol, a peer outside the trusted ranges is served directly, but must
-    // not pass itself off as a proxy.
-    let mut untrusted = false;
-    let mut peer = peer;
-    if let Some(trusted) = &shared.trusted_proxies {
-        if trusted.iter().any(|range| range.contains(peer.ip())) {
-            let read = Box::pin(read_proxy_header(&mut tcp, &shared, deadline)).await;
-            match read {
-                Ok((header, mut buf)) => {
-                    Metrics::inc(&shared.metrics.proxy_headers);
-                    let proxy = peer;
-                    if let Some(client) = header.source {
-                        peer = client;
-                    }
-                    tracing::debug!(%peer, %proxy, version = header.version, address = header.source.is_some(), "PROXY header");
-                    first = buf.split_off(header.consumed);
-                }
-                Err(HeaderCut::Closed { empty: true }) => {
-                    // A bare connect-and-close (a load balancer's TCP health check).
-                    Metrics::inc(&shared.metrics.handshake_failures[1]);
-                    return None;
-                }
-                Err(HeaderCut::Closed { empty: false }) => {
-                    proxy_refused(&shared, peer, Refusal::Trusted("closed inside the header"));
-                    return None;
-                }
-                Err(HeaderCut::Invalid(why)) => {
-                    proxy_refused(&shared, peer, Refusal::Trusted(why));
-                    return None;
-                }
-                Err(HeaderCut::Cut(Cut::Timeout)) => {
-                    proxy_refused(&shared, peer, Refusal::Trusted("no header in time"));
-                    return None;
-                }
-                Err(HeaderCut::Cut(Cut::Shutdown)) => {
-                    closed_at_shutdown(peer);
-                    return None;
-                }
-            }
-        } else {
-            untrusted = true;
-        }
-    }
+    let mut opening = Opening::new(tcp, peer, local, shared);
+    opening.read_proxy_header().await?;
     if kind == Kind::Redirect {
-        let local = connection_local(&tcp, local);
-        // Rare paths are boxed so that their buffers do not size every connection's task.
-        let outcome = Box::pin(plaintext::answer(
-            &mut tcp,
-            first,
-            deadline,
-            local,
-            shared.https_port,
-            crate::cli::PlaintextMode::Redirect,
-        ));
-        let outcome = before_tls(&shared, deadline, outcome)
-            .await
-            .unwrap_or(plaintext::Outcome::Incomplete);
-        log_plaintext(&shared, peer, &outcome, false);
-        Box::pin(close_gracefully(tcp, false)).await;
+        opening
+            .answer_plaintext(PlaintextMode::Redirect, false)
+            .await;
         return None;
     }
+    match opening.sniff().await? {
+        Sniff::Tls => opening.handshake().await,
+        Sniff::Http => {
+            opening
+                .answer_plaintext(shared.limits.plaintext, true)
+                .await;
+            None
+        }
+        _ => {
+            opening.refuse_garbage().await;
+            None
+        }
+    }
+}
 
-    // Sniff by reading; the bytes are replayed to whoever handles the connection next.
-    let verdict = loop {
-        match sniff::classify(&first) {
-            Sniff::NeedMore => {}
-            v => break Ok(v),
+/// A connection before its TLS session: what each step of [`establish`] reads and leaves
+/// for the next, under one deadline. A step that ends the connection logs and counts why.
+struct Opening<'a> {
+    shared: &'a Shared,
+    tcp: TcpStream,
+    /// The client: the TCP peer, or the address a trusted proxy's header gave.
+    peer: SocketAddr,
+    /// The listener's address (a wildcard for a listener on all addresses).
+    local: SocketAddr,
+    /// When the handshake must be complete (`--handshake-timeout` from the accept).
+    deadline: Instant,
+    /// Bytes read so far and not yet consumed: replayed to the next step. The first read
+    /// takes a whole ClientHello when it is there: one read, not two.
+    first: Vec<u8>,
+    /// With --proxy-protocol, a peer outside the trusted ranges: served directly, but it
+    /// must not pass itself off as a proxy.
+    untrusted: bool,
+}
+
+impl<'a> Opening<'a> {
+    fn new(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, shared: &'a Shared) -> Self {
+        Self {
+            shared,
+            tcp,
+            peer,
+            local,
+            deadline: Instant::now() + shared.limits.handshake_timeout,
+            first: Vec::with_capacity(FIRST_READ),
+            untrusted: false,
         }
-        // Never fills: classify decides within MAX_SNIFF bytes.
-        first.reserve(sniff::MAX_SNIFF);
-        match before_tls(&shared, deadline, tcp.read_buf(&mut first)).await {
-            Err(Cut::Timeout) => break Err(FailureClass::Timeout),
-            Err(Cut::Shutdown) => {
-                closed_at_shutdown(peer);
-                return None;
+    }
+
+    /// With `--proxy-protocol`: a trusted proxy must send its header first, and its client
+    /// address becomes the peer. `None` when the connection ended.
+    async fn read_proxy_header(&mut self) -> Option<()> {
+        let Some(trusted) = &self.shared.trusted_proxies else {
+            return Some(());
+        };
+        if !trusted.iter().any(|range| range.contains(self.peer.ip())) {
+            self.untrusted = true;
+            return Some(());
+        }
+        let (shared, peer) = (self.shared, self.peer);
+        let read = Box::pin(read_proxy_header(&mut self.tcp, shared, self.deadline)).await;
+        match read {
+            Ok((header, mut buf)) => {
+                Metrics::inc(&shared.metrics.proxy_headers);
+                if let Some(client) = header.source {
+                    self.peer = client;
+                }
+                tracing::debug!(peer = %self.peer, proxy = %peer, version = header.version, address = header.source.is_some(), "PROXY header");
+                self.first = buf.split_off(header.consumed);
+                return Some(());
             }
-            Ok(Ok(0) | Err(_)) => break Err(FailureClass::Eof),
-            Ok(Ok(_)) => {}
+            Err(HeaderCut::Closed { empty: true }) => {
+                // A bare connect-and-close (a load balancer's TCP health check).
+                Metrics::inc(&shared.metrics.handshake_failures[1]);
+            }
+            Err(HeaderCut::Closed { empty: false }) => {
+                proxy_refused(shared, peer, Refusal::Trusted("closed inside the header"));
+            }
+            Err(HeaderCut::Invalid(why)) => {
+                proxy_refused(shared, peer, Refusal::Trusted(why));
+            }
+            Err(HeaderCut::Cut(Cut::Timeout)) => {
+                proxy_refused(shared, peer, Refusal::Trusted("no header in time"));
+            }
+            Err(HeaderCut::Cut(Cut::Shutdown)) => closed_at_shutdown(peer),
         }
-    };
-    match verdict {
-        Ok(Sniff::Tls) => {}
-        Ok(Sniff::Http) => {
-            let local = connection_local(&tcp, local);
-            let outcome = Box::pin(plaintext::answer(
-                &mut tcp,
-                first,
-                deadline,
-                local,
-                shared.https_port,
-                shared.limits.plaintext,
-            ));
-            let outcome = before_tls(&shared, deadline, outcome)
-                .await
-                .unwrap_or(plaintext::Outcome::Incomplete);
-            log_plaintext(&shared, peer, &outcome, true);
-            Box::pin(close_gracefully(tcp, false)).await;
-            return None;
+        None
+    }
+
+    /// Reads until the first bytes tell TLS from plaintext HTTP and garbage; the bytes are
+    /// replayed to whoever handles the connection next. `None` when it ended first.
+    async fn sniff(&mut self) -> Option<Sniff> {
+        let shared = self.shared;
+        let class = loop {
+            match sniff::classify(&self.first) {
+                Sniff::NeedMore => {}
+                v => return Some(v),
+            }
+            // Never fills: classify decides within MAX_SNIFF bytes.
+            self.first.reserve(sniff::MAX_SNIFF);
+            match before_tls(shared, self.deadline, self.tcp.read_buf(&mut self.first)).await {
+                Err(Cut::Timeout) => break FailureClass::Timeout,
+                Err(Cut::Shutdown) => {
+                    closed_at_shutdown(self.peer);
+                    return None;
+                }
+                Ok(Ok(0) | Err(_)) => break FailureClass::Eof,
+                Ok(Ok(_)) => {}
+            }
+        };
+        if class == FailureClass::Eof && self.first.is_empty() {
+            // A bare connect-and-close (port scanners, load-balancer TCP checks).
+            Metrics::inc(&shared.metrics.handshake_failures[1]);
+        } else {
+            handshake_failed(
+                shared,
+                self.peer,
+                None,
+                None,
+                class,
+                "before the first TLS record",
+            );
         }
-        Ok(_) if untrusted && proxy::looks_like_proxy(&first) => {
+        None
+    }
+
+    /// Answers a plaintext HTTP request (a redirect to https, or 400), then closes;
+    /// `on_tls_port` says where it came (for the log).
+    async fn answer_plaintext(mut self, mode: PlaintextMode, on_tls_port: bool) {
+        let local = connection_local(&self.tcp, self.local);
+        // Rare paths are boxed so that their buffers do not size every connection's task.
+        let outcome = Box::pin(plaintext::answer(
+            &mut self.tcp,
+            std::mem::take(&mut self.first),
+            self.deadline,
+            local,
+            self.shared.https_port,
+            mode,
+        ));
+        let outcome = before_tls(self.shared, self.deadline, outcome)
+            .await
+            .unwrap_or(plaintext::Outcome::Incomplete);
+        log_plaintext(self.shared, self.peer, &outcome, on_tls_port);
+        Box::pin(close_gracefully(self.tcp, false)).await;
+    }
+
+    /// Neither TLS nor HTTP: closed and logged; a PROXY header from an untrusted peer is
+    /// told apart from other garbage.
+    async fn refuse_garbage(mut self) {
+        let shared = self.shared;
+        if self.untrusted && proxy::looks_like_proxy(&self.first) {
             // The sniff stops at MAX_SNIFF bytes: read up to the v2 signature's length to
             // tell a PROXY header from other garbage.
-            while first.len() < proxy::DECISIVE_LEN
-                && proxy::looks_like_proxy(&first)
-                && !proxy::is_proxy_start(&first)
+            while self.first.len() < proxy::DECISIVE_LEN
+                && proxy::looks_like_proxy(&self.first)
+                && !proxy::is_proxy_start(&self.first)
             {
                 let mut more = [0u8; proxy::DECISIVE_LEN];
-                let want = proxy::DECISIVE_LEN - first.len();
-                match before_tls(&shared, deadline, tcp.read(&mut more[..want])).await {
-                    Ok(Ok(n)) if n > 0 => first.extend_from_slice(&more[..n]),
+                let want = proxy::DECISIVE_LEN - self.first.len();
+                match before_tls(shared, self.deadline, self.tcp.read(&mut more[..want])).await {
+                    Ok(Ok(n)) if n > 0 => self.first.extend_from_slice(&more[..n]),
                     _ => break,
                 }
             }
-            if proxy::is_proxy_start(&first) {
-                proxy_refused(&shared, peer, Refusal::Untrusted);
-            } else {
-                not_tls(&shared, peer, &first);
+            if proxy::is_proxy_start(&self.first) {
+                proxy_refused(shared, self.peer, Refusal::Untrusted);
+                return;
             }
-            return None;
         }
-        Ok(_) => {
-            not_tls(&shared, peer, &first);
-            return None;
-        }
-        Err(class) => {
-            if !(class == FailureClass::Eof && first.is_empty()) {
+        not_tls(shared, self.peer, &self.first);
+    }
+
+    /// Runs the TLS handshake: the ClientHello picks the configuration (server name,
+    /// ALPN), then the session is established with its tickets held for the first
+    /// response. `None` when it failed (logged with its class).
+    async fn handshake(self) -> Option<(Tls, Option<String>, SocketAddr)> {
+        let Self {
+            shared,
+            tcp,
+            peer,
+            deadline,
+            first,
+            ..
+        } = self;
+        let io = Prefixed::new(first, tcp);
+        let mut acceptor = std::pin::pin!(LazyConfigAcceptor::new(Acceptor::default(), io));
+        let start = match before_tls(shared, deadline, acceptor.as_mut()).await {
+            Ok(Ok(start)) => start,
+            Ok(Err(e)) => {
+                let (mut class, mut why) = classify_error(&e);
+                // rustls does not queue an alert for every error it returns (a handshake
+                // message over its size limit, found while reassembling, is one): the log
+                // must not claim an alert that never went out.
+                let sent = acceptor
+                    .as_mut()
+                    .get_mut()
+                    .take_io()
+                    .map_or(0, |io| io.written());
+                if class == FailureClass::AlertSent && sent == 0 {
+                    class = FailureClass::ProtocolError;
+                    why = match e
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    {
+                        Some(tls) => format!("protocol_error({tls:?}; no alert sent)"),
+                        None => format!("protocol_error({e}; no alert sent)"),
+                    };
+                }
                 handshake_failed(
-                    &shared,
+                    shared,
                     peer,
                     None,
                     None,
                     class,
-                    "before the first TLS record",
+                    &format!("ClientHello: {why}"),
                 );
-            } else {
-                // A bare connect-and-close (port scanners, load-balancer TCP checks).
-                Metrics::inc(&shared.metrics.handshake_failures[1]);
+                return None;
             }
-            return None;
-        }
-    }
-
-    let io = Prefixed::new(first, tcp);
-    let mut acceptor = std::pin::pin!(LazyConfigAcceptor::new(Acceptor::default(), io));
-    let start = match before_tls(&shared, deadline, acceptor.as_mut()).await {
-        Ok(Ok(start)) => start,
-        Ok(Err(e)) => {
-            let (mut class, mut why) = classify_error(&e);
-            // rustls does not queue an alert for every error it returns (a handshake
-            // message over its size limit, found while reassembling, is one): the log
-            // must not claim an alert that never went out.
-            let sent = acceptor
-                .as_mut()
-                .get_mut()
-                .take_io()
-                .map_or(0, |io| io.written());
-            if class == FailureClass::AlertSent && sent == 0 {
-                class = FailureClass::ProtocolError;
-                why = match e
-                    .get_ref()
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                {
-                    Some(tls) => format!("protocol_error({tls:?}; no alert sent)"),
-                    None => format!("protocol_error({e}; no alert sent)"),
-                };
+            Err(Cut::Timeout) => {
+                handshake_failed(
+                    shared,
+                    peer,
+                    None,
+                    None,
+                    FailureClass::Timeout,
+                    "ClientHello did not arrive in time",
+                );
+                return None;
             }
-            handshake_failed(
-                &shared,
-                peer,
-                None,
-                None,
-                class,
-                &format!("ClientHello: {why}"),
-            );
-            return None;
+            Err(Cut::Shutdown) => {
+                closed_at_shutdown(peer);
+                return None;
+            }
+        };
+        let hello = start.client_hello();
+        let sni = hello.server_name().map(str::to_owned);
+        let alpn: Vec<String> = hello
+            .alpn()
+            .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
+            .unwrap_or_default();
+        let config = Arc::clone(shared.tls.for_hello(&hello));
+        let mut accept = start.into_stream(config);
+        if let Some(io) = accept.get_mut() {
+            io.hold_tickets();
         }
-        Err(Cut::Timeout) => {
-            handshake_failed(
-                &shared,
-                peer,
-                None,
-                None,
-                FailureClass::Timeout,
-                "ClientHello did not arrive in time",
-            );
-            return None;
-        }
-        Err(Cut::Shutdown) => {
-            closed_at_shutdown(peer);
-            return None;
-        }
-    };
-    let hello = start.client_hello();
-    let sni = hello.server_name().map(str::to_owned);
-    let alpn: Vec<String> = hello
-        .alpn()
-        .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
-        .unwrap_or_default();
-    let config = Arc::clone(shared.tls.for_hello(&hello));
-    let mut accept = start.into_stream(config);
-    if let Some(io) = accept.get_mut() {
-        io.hold_tickets();
+        let tls = match before_tls(shared, deadline, accept).await {
+            Ok(Ok(mut tls)) => {
+                // Records that came after the client's Finished (its first request) are
+                // decrypted now; an error is kept by rustls and met by the first read.
+                let (io, conn) = tls.get_mut();
+                let request_waiting = conn
+                    .process_new_packets()
+                    .is_ok_and(|state| state.plaintext_bytes_to_read() > 0);
+                io.handshake_done(request_waiting);
+                tls
+            }
+            Ok(Err(e)) => {
+                let (class, why) = classify_error(&e);
+                handshake_failed(shared, peer, sni.as_deref(), Some(&alpn), class, &why);
+                return None;
+            }
+            Err(Cut::Timeout) => {
+                handshake_failed(
+                    shared,
+                    peer,
+                    sni.as_deref(),
+                    Some(&alpn),
+                    FailureClass::Timeout,
+                    "handshake did not complete in time",
+                );
+                return None;
+            }
+            Err(Cut::Shutdown) => {
+                closed_at_shutdown(peer);
+                return None;
+            }
+        };
+        Some((Box::new(tls), sni, peer))
     }
-    let tls = match before_tls(&shared, deadline, accept).await {
-        Ok(Ok(mut tls)) => {
-            // Records that came after the client's Finished (its first request) are
-            // decrypted now; an error is kept by rustls and met by the first read.
-            let (io, conn) = tls.get_mut();
-            let request_waiting = conn
-                .process_new_packets()
-                .is_ok_and(|state| state.plaintext_bytes_to_read() > 0);
-            io.handshake_done(request_waiting);
-            tls
-        }
-        Ok(Err(e)) => {
-            let (class, why) = classify_error(&e);
-            handshake_failed(&shared, peer, sni.as_deref(), Some(&alpn), class, &why);
-            return None;
-        }
-        Err(Cut::Timeout) => {
-            handshake_failed(
-                &shared,
-                peer,
-                sni.as_deref(),
-                Some(&alpn),
-                FailureClass::Timeout,
-                "handshake did not complete in time",
-            );
-            return None;
-        }
-        Err(Cut::Shutdown) => {
-            closed_at_shutdown(peer);
-            return None;
-        }
-    };
-    Some((Box::new(tls), sni, peer))
 }
 
 /// The connection's own address: the listener's, unless that is a wildcard (then the
