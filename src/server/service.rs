@@ -1,6 +1,7 @@
-//! The per-connection hyper service around the shared asset service: the protocol rules a
+//! The per-connection service around the shared asset service: the protocol rules a
 //! request must meet first (server/request_check.rs), the in-flight count the deadlines
 //! need, and each response's metrics and access-log line, recorded when its body ends.
+//! It knows no transport: any request body ([`RequestBody`]) and no TLS type.
 //!
 //! Its error is an `h2::Error` because hyper's HTTP/2 server resets a stream whose service
 //! future fails with the h2 reason found in the error's source chain
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{HeaderValue, CONNECTION};
-use hyper::body::Incoming;
 
 use super::io::{ConnState, InFlight};
 use super::request_check::{self, Verdict, DRAIN_LIMIT};
@@ -47,12 +47,29 @@ pub(super) struct ConnInfo {
     pub(super) sni: Option<String>,
 }
 
-impl hyper::service::Service<http::Request<Incoming>> for ConnService {
+/// Any request body a protocol hands over (hyper's `Incoming` for HTTP/1.1 and HTTP/2):
+/// the service reads one only to drain it.
+pub(super) trait RequestBody:
+    http_body::Body<Error = Self::Fault> + Send + Unpin + 'static
+{
+    /// The body's error.
+    type Fault: std::error::Error + Send + Sync + 'static;
+}
+
+impl<B> RequestBody for B
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Fault = B::Error;
+}
+
+impl<B: RequestBody> hyper::service::Service<http::Request<B>> for ConnService {
     type Response = http::Response<Body>;
     type Error = h2::Error;
     type Future = ConnFuture;
 
-    fn call(&self, req: http::Request<Incoming>) -> ConnFuture {
+    fn call(&self, req: http::Request<B>) -> ConnFuture {
         self.state.request_started();
         let metrics = &self.shared.metrics;
         Metrics::inc(match self.protocol {
@@ -124,19 +141,21 @@ type Answer = Pin<Box<dyn Future<Output = Result<http::Response<Body>, h2::Error
 /// [`DRAIN_LIMIT`] gets 413 (hyper then resets the rest with NO_ERROR). An error while
 /// reading becomes the stream's reset: h2 has already reset the stream for its own errors
 /// (PROTOCOL_ERROR, FLOW_CONTROL_ERROR), and a stream the client reset stays reset.
-async fn drain_then_serve(
+async fn drain_then_serve<B: RequestBody>(
     svc: ConnService,
-    req: http::Request<Incoming>,
+    req: http::Request<B>,
 ) -> Result<http::Response<Body>, h2::Error> {
     let (parts, mut body) = req.into_parts();
     let mut read = 0u64;
     loop {
         let frame =
-            std::future::poll_fn(|cx| hyper::body::Body::poll_frame(Pin::new(&mut body), cx)).await;
+            std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx)).await;
         match frame {
             None => break,
             Some(Ok(frame)) => {
-                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                read += frame
+                    .data_ref()
+                    .map_or(0, |d| bytes::Buf::remaining(d) as u64);
                 if read > DRAIN_LIMIT {
                     svc.refused(Rejection::BodyTooLarge);
                     return Ok(svc.refusal_answer(Rejection::BodyTooLarge));
@@ -161,7 +180,7 @@ async fn drain_then_serve(
 /// The reason of the h2 error in a body error's source chain (INTERNAL_ERROR when there is
 /// none, as hyper itself would), and whether h2 found the fault (rather than the client
 /// resetting the stream or the connection failing).
-fn stream_reason(e: &hyper::Error) -> (h2::Reason, bool) {
+fn stream_reason(e: &(dyn std::error::Error + 'static)) -> (h2::Reason, bool) {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(h2e) = err.downcast_ref::<h2::Error>() {
