@@ -354,6 +354,11 @@ metrics! {
         connections_closed_after_shutdown: u64 {reason = "after_shutdown"},
             log closed_after_shutdown;
     }
+    "rampart_connections_parked_total" counter
+    "Times an idle HTTP/1.1 keep-alive connection gave back its HTTP buffers to wait for its next request." {
+        /// Times an idle HTTP/1.1 connection parked (server/h1.rs).
+        connections_parked: u64, log connections_parked;
+    }
     "rampart_connection_panics_total" counter
     "Connection tasks that panicked (a bug; the server kept serving)." {
         /// Connection tasks that panicked (a bug; the server kept serving).

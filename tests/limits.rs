@@ -317,4 +317,6 @@ async fn a_parked_keep_alive_connection_serves_the_next_requests_and_keeps_its_d
     let m = server.metrics.snapshot();
     assert_eq!(m.requests_h1, 4);
     assert_eq!(m.connections_closed_header_timeout, 1);
+    // Parked after each of the three pauses (and never between back-to-back requests).
+    assert_eq!(m.connections_parked, 3, "{m:?}");
 }

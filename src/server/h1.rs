@@ -108,6 +108,7 @@ pub(super) async fn serve(
         // Even empty, it can hold hyper's whole read buffer.
         drop(read_buf);
         // Parked: only the TLS stream is held. One byte tells that a request is coming.
+        Metrics::inc(&shared.metrics.connections_parked);
         tracing::trace!("keep-alive connection parked");
         let mut first = [0u8; 1];
         let idle_until = state.idle_deadline(limits.idle_timeout);
