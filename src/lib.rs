@@ -3,23 +3,28 @@
 //! # The path of a connection
 //! ```text
 //! accept loop (server/mod.rs)      accepts, takes a connection slot, spawns; never waits on a client
-//!   └ connection task (server/connection.rs), under one handshake deadline:
-//!       PROXY header (server/proxy.rs): required from --trusted-proxy peers with
+//!   └ connection task (server/connection.rs)
+//!       before TLS (server/handshake.rs: `Opening`, one method per step, one deadline):
+//!       │ PROXY header (server/proxy.rs): required from --trusted-proxy peers with
 //!       │ --proxy-protocol, its client address becomes the peer; refused from anyone else
-//!       sniff first bytes (server/sniff.rs) ── plaintext HTTP ─> 308/400 (server/plaintext.rs), close
+//!       │ sniff first bytes (server/sniff.rs) ── plaintext HTTP ─> 308/400 (server/plaintext.rs), close
 //!       │                                 └─ garbage ─> close, warn with peer
-//!       TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
+//!       │ TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
 //!       │ in memory or a fleet's --ticket-key-file), swappable cert)
 //!       HTTP/1.1 (server/h1.rs) or HTTP/2 (server/h2.rs) by ALPN (protocol.rs), each a hyper
-//!       │ connection run by server/driver.rs: deadlines header, idle, stall; shutdown tokens
+//!       │ connection run by server/driver.rs, which carries out server/policy.rs: the
+//!       │ connection's phase (serving, awaiting its first request at shutdown, draining,
+//!       │ ending) and its deadlines (header, idle, stall, park) decide what happens next
 //!       │ (a connection waiting on its client to read is busy, never parked or idle)
 //!       │ HTTP/2 client frames followed (server/frame_watch.rs): tiny windows, pseudo
 //!       │ fields in trailers close the connection
+//!         └ per-connection service (server/service.rs, any request body, no TLS type)
 //!         └ request rules (server/request_check.rs): one valid Host / :authority, no
 //!           Transfer-Encoding (400 + close, or RST_STREAM); HTTP/2 bodies read to their end
 //!         └ AssetService (app/): one tower Service over the in-memory AssetTable; each
 //!           response counted (metrics) and access-logged when its body ends; file chunks
 //!           read against the connection's send budget (app/budget.rs)
+//!       IO (server/io/: replay, ticket hold, HTTP/2 cork and flush gate, activity)
 //!       close path (server/io/close.rs, run when ConnIo drops): close_notify, then lingering close - on every exit
 //! redeploy watcher (app/watch.rs)   rebuilds the table when files change, swaps it atomically
 //! operator port (server/admin.rs)   --metrics-listen: /metrics (Prometheus), /healthz, /readyz
