@@ -1,16 +1,20 @@
 //! [`Config`]: the validated form of the command line and `--config` file. Built once by
 //! [`Config::from_cli`] (or by an embedder field by field); everything downstream trusts it
-//! and never re-checks. [`mod@file`] reads the TOML file into the flags' defaults.
+//! and never re-checks. [`mod@file`] reads the TOML file into the flags' defaults;
+//! [`types`] holds the domain types of the values ([`Cidr`], [`LogFormat`],
+//! [`PlaintextMode`]) and their parsers, which `cli.rs` hands to clap.
 
 pub mod file;
+pub mod types;
 
 pub use file::parse_args;
+pub use types::{Cidr, LogFormat, PlaintextMode};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cidr, LogFormat, PlaintextMode, ServeArgs};
+use crate::cli::ServeArgs;
 use crate::error::{Error, Result};
 
 /// Where the server's certificate comes from.

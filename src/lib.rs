@@ -75,7 +75,7 @@ pub fn run(config: Config) -> Result<ShutdownSummary> {
             context: "starting the tokio runtime".into(),
             source,
         })?;
-    let json = config.log_format == cli::LogFormat::Json;
+    let json = config.log_format == config::LogFormat::Json;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
         announce(&server, json);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::cli::LogFormat;
+use crate::config::LogFormat;
 use crate::error::{Error, Result};
 use crate::protocol::Protocol;
 

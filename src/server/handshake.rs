@@ -91,7 +91,7 @@ pub(super) async fn establish(
             deadline,
             local,
             shared.https_port,
-            crate::cli::PlaintextMode::Redirect,
+            crate::config::PlaintextMode::Redirect,
         ));
         let outcome = before_tls(&shared, deadline, outcome)
             .await
