@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::sections::FileSections;
 use crate::config::types::{
     no_stray_quotes, parse_addr, parse_cidr, parse_duration, Cidr, LogFormat, PlaintextMode,
 };
@@ -239,6 +240,11 @@ pub struct ServeArgs {
     /// How often the root is checked for a redeploy; 0 turns watching off.
     #[arg(long, env = "RAMPART_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub watch_interval: Duration,
+
+    /// The `--config` file's sections (`[[headers]]`, `[[redirects]]`), which have no
+    /// flag: filled in by [`crate::config::parse_args`], empty without a file.
+    #[arg(skip)]
+    pub file_sections: FileSections,
 }
 
 /// `--log-format`: the words of [`LogFormat`] as clap's possible values.

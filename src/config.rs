@@ -1,13 +1,18 @@
 //! [`Config`]: the validated form of the command line and `--config` file. Built once by
 //! [`Config::from_cli`] (or by an embedder field by field); everything downstream trusts it
 //! and never re-checks. [`mod@file`] reads the TOML file into the flags' defaults;
-//! [`types`] holds the domain types of the values ([`Cidr`], [`LogFormat`],
-//! [`PlaintextMode`]) and their parsers, which `cli.rs` hands to clap.
+//! [`sections`] checks its file-only sections into [`FileSections`] (carried in
+//! [`Config::file_sections`]); [`types`] holds the domain types of the values ([`Cidr`],
+//! [`LogFormat`], [`PlaintextMode`]) and their parsers, which `cli.rs` hands to clap.
+//! What is wrong with a setting is a [`Problem`] (problem.rs): `rampart check` reports
+//! every one, [`Config::validate`] returns the first as an error.
 
 pub mod file;
+pub mod sections;
 pub mod types;
 
 pub use file::parse_args;
+pub use sections::{FileSections, HeaderRule, RedirectRule};
 pub use types::{Cidr, LogFormat, PlaintextMode};
 
 use std::net::SocketAddr;
@@ -100,6 +105,9 @@ pub struct Config {
     pub stream_threshold: u64,
     /// Redeploy check interval (zero = off).
     pub watch_interval: Duration,
+    /// The `--config` file's `[[headers]]` and `[[redirects]]`, read and checked (empty
+    /// without a file). Nothing applies them to responses yet.
+    pub file_sections: FileSections,
 }
 
 impl Config {
@@ -140,6 +148,7 @@ impl Config {
             h2_max_streams: 128,
             stream_threshold: 8 * 1024 * 1024,
             watch_interval: Duration::from_secs(1),
+            file_sections: FileSections::default(),
         }
     }
 
@@ -214,6 +223,7 @@ impl Config {
             h2_max_streams: args.h2_max_streams,
             stream_threshold: args.stream_threshold,
             watch_interval: args.watch_interval,
+            file_sections: args.file_sections.clone(),
         };
         Ok(config)
     }

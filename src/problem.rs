@@ -2,9 +2,11 @@
 //! file at a [`Level`] (what `rampart check` prints and what
 //! [`Error::Checks`](crate::Error::Checks) carries), and [`Problem`], one thing wrong with
 //! the settings (what [`Config::problems`](crate::Config::problems) yields, `rampart check`
-//! renders as an item and [`Error::Setting`](crate::Error::Setting) wraps). It depends on
-//! nothing else in the crate, so that the settings (config.rs), the checks (check.rs) and
-//! the errors (error.rs) can all use it without importing each other.
+//! renders as an item and [`Error::Setting`](crate::Error::Setting) wraps), and
+//! [`FileProblem`], one thing wrong at a line of the `--config` file, with the "did you
+//! mean" hint its messages share. It depends on nothing else in the crate, so that the
+//! settings (config.rs and config/), the checks (check.rs) and the errors (error.rs) can
+//! all use it without importing each other.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -127,6 +129,57 @@ impl fmt::Display for Problem {
 
 impl std::error::Error for Problem {}
 
+/// One problem in a `--config` file; [`FileError`](crate::config::file::FileError) shows
+/// it as `rampart.toml:LINE: key: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    /// 1-based line, when the problem has a place in the file.
+    pub line: Option<usize>,
+    /// The key involved, when there is one (`listen`, `redirects.status`).
+    pub key: Option<String>,
+    /// What is wrong, showing the value.
+    pub reason: String,
+}
+
+impl FileProblem {
+    /// A problem at `line` with `key`.
+    pub fn at(line: usize, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            line: Some(line),
+            key: Some(key.into()),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `"; did you mean `KEY`?"` for the candidate closest to `word` (at most two edits
+/// away), or an empty string.
+#[must_use]
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(c, word), c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map_or_else(String::new, |(_, c)| format!("; did you mean `{c}`?"))
+}
+
+/// Levenshtein distance, for "did you mean" on short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +203,13 @@ mod tests {
         };
         assert_eq!(root.to_string(), "--root dist: no such directory");
         assert_eq!(root.item().subject, "--root dist");
+    }
+
+    #[test]
+    fn the_hint_names_the_closest_candidate_within_two_edits() {
+        let keys = ["listen", "http-listen", "headers"];
+        assert_eq!(did_you_mean("lisen", keys), "; did you mean `listen`?");
+        assert_eq!(did_you_mean("header", keys), "; did you mean `headers`?");
+        assert_eq!(did_you_mean("workers", keys), "");
     }
 }
