@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     config.shutdown_timeout = Duration::from_secs(5);
     // config.cert = rampart::CertSource::Files { cert: "fullchain.pem".into(), key: "key.pem".into() };
 
-    rampart::telemetry::init("info", rampart::cli::LogFormat::Pretty, false)?;
+    rampart::telemetry::init("info", rampart::config::LogFormat::Pretty, false)?;
     let server = Server::bind(config).await?;
     for addr in server.local_addrs() {
         println!("serving https://{addr}/ (Ctrl-C to stop)");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-pub use crate::problem::{lines, Item, Level};
+pub use crate::problem::{lines, Item, Level, Problem};
 
 /// Certificates expiring sooner than this get a warning.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -124,33 +124,29 @@ pub fn startup(config: &Config) -> Result<()> {
 }
 
 fn settings(config: &Config, report: &mut Report) {
-    let problems = config.problems();
-    if !problems.iter().any(|e| matches!(e, Error::Root { .. })) {
-        report.ok(
+    match config.root_problem() {
+        None => report.ok(
             format!("--root {}", config.root.display()),
             "a readable directory with index.html",
-        );
+        ),
+        Some(problem) => report.items.push(problem.item()),
     }
-    for e in &problems {
-        match e {
-            Error::Root { path, reason } => {
-                report.error(format!("--root {}", path.display()), reason.clone());
-            }
-            Error::InvalidSetting {
-                setting,
-                value,
-                reason,
-            } if value.is_empty() => report.error(*setting, reason.clone()),
-            Error::InvalidSetting {
-                setting,
-                value,
-                reason,
-            } => report.error(format!("{setting} {value}"), reason.clone()),
-            other => report.error("settings", other.to_string()),
-        }
-    }
-    if !problems.iter().any(|e| !matches!(e, Error::Root { .. })) {
+    let problems = config.setting_problems();
+    report.items.extend(problems.iter().map(Problem::item));
+    if problems.is_empty() {
         report.ok("settings", "every value is in range");
+    }
+    let sections = &config.file_sections;
+    for (name, count) in [
+        ("[[headers]]", sections.headers.len()),
+        ("[[redirects]]", sections.redirects.len()),
+    ] {
+        if count > 0 {
+            report.warn(
+                format!("--config {name}"),
+                format!("{count} rule(s) read and checked, but this version does not apply them to responses yet"),
+            );
+        }
     }
 }
 

@@ -1,12 +1,21 @@
 //! Command-line interface: clap derive structs only. Every flag is also an environment
 //! variable `RAMPART_<FLAG>`; defaults are shown in `--help`. Values are turned into a
-//! validated [`crate::Config`] by [`crate::config`], never used directly.
+//! validated [`crate::Config`] by [`crate::config`], never used directly. The types and
+//! parsers of the values live in [`crate::config::types`]; this module only wires them into
+//! clap (the enums' words become clap's possible values, for `--help`, completions and
+//! error messages).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::sections::FileSections;
+use crate::config::types::{
+    no_stray_quotes, parse_addr, parse_cidr, parse_duration, Cidr, LogFormat, PlaintextMode,
+};
 
 /// rampart: an HTTPS server for single-page web apps.
 #[derive(Debug, Parser)]
@@ -69,24 +78,6 @@ pub enum TicketKeyCommand {
         /// The ticket key file (written atomically, mode 0600).
         path: PathBuf,
     },
-}
-
-/// How log lines (and access-log lines) are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Pretty,
-    /// One JSON object per line.
-    Json,
-}
-
-/// What to do with a plaintext HTTP request that arrives on the HTTPS port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PlaintextMode {
-    /// Answer `308 Permanent Redirect` to the https:// URL.
-    Redirect,
-    /// Answer `400 Bad Request` with a body saying the port speaks HTTPS.
-    Reject,
 }
 
 /// Flags of `rampart serve`.
@@ -183,7 +174,8 @@ pub struct ServeArgs {
     pub hsts_max_age: u64,
 
     /// What a plaintext HTTP request on the HTTPS port gets.
-    #[arg(long, env = "RAMPART_PLAINTEXT", value_enum, default_value_t = PlaintextMode::Redirect)]
+    #[arg(long, env = "RAMPART_PLAINTEXT", value_parser = plaintext_mode(),
+          default_value_t = PlaintextMode::Redirect)]
     pub plaintext: PlaintextMode,
 
     /// Log filter (tracing EnvFilter syntax: `info`, `rampart=debug`, ...).
@@ -191,7 +183,8 @@ pub struct ServeArgs {
     pub log_level: String,
 
     /// Format of log lines: pretty or json.
-    #[arg(long, env = "RAMPART_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    #[arg(long, env = "RAMPART_LOG_FORMAT", value_parser = log_format(),
+          default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
 
     /// Log one line per request (peer, method, path, status, bytes, duration, protocol, TLS
@@ -247,180 +240,21 @@ pub struct ServeArgs {
     /// How often the root is checked for a redeploy; 0 turns watching off.
     #[arg(long, env = "RAMPART_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub watch_interval: Duration,
+
+    /// The `--config` file's sections (`[[headers]]`, `[[redirects]]`), which have no
+    /// flag: filled in by [`crate::config::parse_args`], empty without a file.
+    #[arg(skip)]
+    pub file_sections: FileSections,
 }
 
-/// Refuses values wrapped in quotes or padded with whitespace: a config that writes
-/// `"0.0.0.0:443"` with its quotes is a mistake to report, never to guess around.
-///
-/// # Errors
-/// Returns a message that shows the value.
-pub fn no_stray_quotes(value: &str) -> Result<String, String> {
-    if value.trim() != value {
-        return Err(format!("{value:?} has surrounding whitespace"));
-    }
-    if value.starts_with(['"', '\'']) || value.ends_with(['"', '\'']) {
-        return Err(format!("{value:?} is wrapped in stray quotes"));
-    }
-    Ok(value.to_owned())
+/// `--log-format`: the words of [`LogFormat`] as clap's possible values.
+fn log_format() -> impl TypedValueParser<Value = LogFormat> {
+    let words = LogFormat::ALL.map(|f| PossibleValue::new(f.as_str()).help(f.description()));
+    PossibleValuesParser::new(words).try_map(|word| word.parse::<LogFormat>())
 }
 
-/// Parses `IP:PORT` (IPv6 as `[::1]:8443`), refusing stray quotes and whitespace.
-///
-/// # Errors
-/// Returns a message that shows the value and the expected form.
-pub fn parse_addr(value: &str) -> Result<SocketAddr, String> {
-    let value = no_stray_quotes(value)?;
-    value.parse().map_err(|_| {
-        format!("{value:?} is not an IP:PORT address (e.g. 127.0.0.1:8443 or [::1]:8443)")
-    })
-}
-
-/// Parses an address range `IP/PREFIX` (a bare IP is a single address).
-///
-/// # Errors
-/// Returns a message that shows the value and the expected form.
-pub fn parse_cidr(value: &str) -> Result<Cidr, String> {
-    let value = no_stray_quotes(value)?;
-    value.parse()
-}
-
-/// An IP address range (`10.0.0.0/8`, `::1/128`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: std::net::IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Whether `ip` is inside the range (an IPv4-mapped IPv6 address counts as IPv4).
-    #[must_use]
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr;
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.net, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::str::FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(value: &str) -> Result<Self, String> {
-        let bad =
-            || format!("{value:?} is not an address range (e.g. 10.0.0.0/8, 127.0.0.1, ::1/128)");
-        let (ip, prefix) = match value.split_once('/') {
-            Some((ip, p)) => (ip, Some(p)),
-            None => (value, None),
-        };
-        let net: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-            None => max,
-        };
-        Ok(Self { net, prefix })
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.net, self.prefix)
-    }
-}
-
-/// Parses a duration: `250ms`, `10s`, `5m`, `1h`, or plain seconds (`30`).
-///
-/// # Errors
-/// Returns a message that shows the value and the accepted units.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = no_stray_quotes(value)?;
-    let bad = || format!("{value:?} is not a duration (e.g. 500ms, 10s, 5m, 1h)");
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
-        _ => return Err(bad()),
-    };
-    Ok(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("10 s").is_err());
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
-    }
-
-    #[test]
-    fn quoted_or_padded_values_are_refused_with_the_value_shown() {
-        let err = parse_addr("\"0.0.0.0:443\"").unwrap_err();
-        assert!(
-            err.contains("stray quotes") && err.contains("0.0.0.0:443"),
-            "{err}"
-        );
-        assert!(parse_addr(" 127.0.0.1:1")
-            .unwrap_err()
-            .contains("whitespace"));
-        assert_eq!(parse_addr("[::1]:8443").unwrap().port(), 8443);
-    }
-
-    #[test]
-    fn cidrs_parse_and_match() {
-        let c = parse_cidr("10.0.0.0/8").unwrap();
-        assert!(c.contains("10.1.2.3".parse().unwrap()));
-        assert!(!c.contains("11.0.0.1".parse().unwrap()));
-        assert!(c.contains("::ffff:10.9.9.9".parse().unwrap()));
-        let one = parse_cidr("127.0.0.1").unwrap();
-        assert!(one.contains("127.0.0.1".parse().unwrap()));
-        assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        let v6 = parse_cidr("::1/128").unwrap();
-        assert!(v6.contains("::1".parse().unwrap()));
-        assert!(!v6.contains("127.0.0.1".parse().unwrap()));
-        assert!(parse_cidr("0.0.0.0/0")
-            .unwrap()
-            .contains("8.8.8.8".parse().unwrap()));
-        assert!(parse_cidr("::/0")
-            .unwrap()
-            .contains("2001:db8::1".parse().unwrap()));
-        for bad in [
-            "10.0.0.0/33",
-            "::1/129",
-            "10.0.0/8",
-            "x",
-            "10.0.0.0/",
-            "\"10.0.0.0/8\"",
-        ] {
-            assert!(parse_cidr(bad).is_err(), "{bad}");
-        }
-    }
+/// `--plaintext`: the words of [`PlaintextMode`] as clap's possible values.
+fn plaintext_mode() -> impl TypedValueParser<Value = PlaintextMode> {
+    let words = PlaintextMode::ALL.map(|m| PossibleValue::new(m.as_str()).help(m.description()));
+    PossibleValuesParser::new(words).try_map(|word| word.parse::<PlaintextMode>())
 }

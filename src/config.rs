@@ -1,17 +1,27 @@
 //! [`Config`]: the validated form of the command line and `--config` file. Built once by
 //! [`Config::from_cli`] (or by an embedder field by field); everything downstream trusts it
-//! and never re-checks. [`mod@file`] reads the TOML file into the flags' defaults.
+//! and never re-checks. [`mod@file`] reads the TOML file into the flags' defaults;
+//! [`sections`] checks its file-only sections into [`FileSections`] (carried in
+//! [`Config::file_sections`]); [`types`] holds the domain types of the values ([`Cidr`],
+//! [`LogFormat`], [`PlaintextMode`]) and their parsers, which `cli.rs` hands to clap.
+//! What is wrong with a setting is a [`Problem`] (problem.rs): `rampart check` reports
+//! every one, [`Config::validate`] returns the first as an error.
 
 pub mod file;
+pub mod sections;
+pub mod types;
 
 pub use file::parse_args;
+pub use sections::{FileSections, HeaderRule, RedirectRule};
+pub use types::{Cidr, LogFormat, PlaintextMode};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cidr, LogFormat, PlaintextMode, ServeArgs};
-use crate::error::{Error, Result};
+use crate::cli::ServeArgs;
+use crate::error::Result;
+use crate::problem::Problem;
 
 /// Where the server's certificate comes from.
 #[derive(Debug, Clone)]
@@ -95,6 +105,9 @@ pub struct Config {
     pub stream_threshold: u64,
     /// Redeploy check interval (zero = off).
     pub watch_interval: Duration,
+    /// The `--config` file's `[[headers]]` and `[[redirects]]`, read and checked (empty
+    /// without a file). Nothing applies them to responses yet.
+    pub file_sections: FileSections,
 }
 
 impl Config {
@@ -135,13 +148,14 @@ impl Config {
             h2_max_streams: 128,
             stream_threshold: 8 * 1024 * 1024,
             watch_interval: Duration::from_secs(1),
+            file_sections: FileSections::default(),
         }
     }
 
     /// Validates the parsed flags.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] naming the flag and value, or [`Error::Root`].
+    /// [`Error::Setting`](crate::Error::Setting): the first of [`Config::problems`].
     pub fn from_cli(args: &ServeArgs) -> Result<Self> {
         let config = Self::from_cli_unvalidated(args)?;
         config.validate()?;
@@ -152,7 +166,8 @@ impl Config {
     /// which reports every problem instead of the first.
     ///
     /// # Errors
-    /// [`Error::InvalidSetting`] when only one of `--cert` and `--key` is given.
+    /// [`Error::Setting`](crate::Error::Setting) when only one of `--cert` and `--key` is
+    /// given.
     pub fn from_cli_unvalidated(args: &ServeArgs) -> Result<Self> {
         let cert = match (&args.cert, &args.key) {
             (Some(cert), Some(key)) => CertSource::Files {
@@ -160,18 +175,17 @@ impl Config {
                 key: key.into(),
             },
             (Some(cert), None) => {
-                return Err(Error::InvalidSetting {
-                    setting: "--cert",
-                    value: cert.clone(),
-                    reason: "needs --key (its private key) too".into(),
-                })
+                return Err(
+                    Problem::invalid("--cert", cert, "needs --key (its private key) too").into(),
+                )
             }
             (None, Some(key)) => {
-                return Err(Error::InvalidSetting {
-                    setting: "--key",
-                    value: key.clone(),
-                    reason: "needs --cert (its certificate chain) too".into(),
-                })
+                return Err(Problem::invalid(
+                    "--key",
+                    key,
+                    "needs --cert (its certificate chain) too",
+                )
+                .into())
             }
             (None, None) => CertSource::Dev {
                 dir: PathBuf::from(&args.dev_cert_dir),
@@ -209,6 +223,7 @@ impl Config {
             h2_max_streams: args.h2_max_streams,
             stream_threshold: args.stream_threshold,
             watch_interval: args.watch_interval,
+            file_sections: args.file_sections.clone(),
         };
         Ok(config)
     }
@@ -232,10 +247,10 @@ impl Config {
     /// errors.
     ///
     /// # Errors
-    /// The first of [`Config::problems`].
+    /// [`Error::Setting`](crate::Error::Setting): the first of [`Config::problems`].
     pub fn validate(&self) -> Result<()> {
         match self.problems().into_iter().next() {
-            Some(e) => Err(e),
+            Some(problem) => Err(problem.into()),
             None => Ok(()),
         }
     }
@@ -250,41 +265,48 @@ impl Config {
         all
     }
 
-    /// Every problem with the settings, in flag order: [`Error::InvalidSetting`] naming the
-    /// flag and value, [`Error::Root`] for the document root.
+    /// Every problem with the settings, in flag order: the document root's
+    /// ([`Config::root_problem`]) first, then the others ([`Config::setting_problems`]).
     #[must_use]
-    pub fn problems(&self) -> Vec<Error> {
-        fn bad(setting: &'static str, value: impl ToString, reason: &str) -> Error {
-            Error::InvalidSetting {
-                setting,
-                value: value.to_string(),
-                reason: reason.into(),
-            }
-        }
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out: Vec<Problem> = self.root_problem().into_iter().collect();
+        out.extend(self.setting_problems());
+        out
+    }
+
+    /// Every problem with the settings other than the document root, in flag order, each
+    /// naming the flag and value: out of range, missing partners, colliding listeners.
+    #[must_use]
+    pub fn setting_problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        if let Some(e) = self.root_problem() {
-            out.push(e);
-        }
         if self.listen.is_empty() {
-            out.push(bad("--listen", "", "at least one address is needed"));
+            out.push(Problem::invalid(
+                "--listen",
+                "",
+                "at least one address is needed",
+            ));
         }
         out.extend(self.collisions());
         if self.proxy_protocol && self.trusted_proxies.is_empty() {
-            out.push(bad(
+            out.push(Problem::invalid(
                 "--proxy-protocol",
                 "true",
                 "needs at least one --trusted-proxy range (the load balancers' addresses)",
             ));
         }
         if !self.proxy_protocol && !self.trusted_proxies.is_empty() {
-            out.push(bad(
+            out.push(Problem::invalid(
                 "--trusted-proxy",
                 self.trusted_proxies[0],
                 "has no effect without --proxy-protocol",
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
-            out.push(bad("--log-level", &self.log_level, &e.to_string()));
+            out.push(Problem::invalid(
+                "--log-level",
+                &self.log_level,
+                e.to_string(),
+            ));
         }
         let ranges: [(&'static str, u64, u64, u64, &str); 7] = [
             (
@@ -339,7 +361,7 @@ impl Config {
         ];
         for (flag, value, min, max, reason) in ranges {
             if !(min..=max).contains(&value) {
-                out.push(bad(flag, value, reason));
+                out.push(Problem::invalid(flag, value, reason));
             }
         }
         for (flag, d) in [
@@ -348,7 +370,7 @@ impl Config {
             ("--idle-timeout", self.idle_timeout),
         ] {
             if d.is_zero() {
-                out.push(bad(flag, "0", "must be greater than zero"));
+                out.push(Problem::invalid(flag, "0", "must be greater than zero"));
             }
         }
         out
@@ -357,7 +379,7 @@ impl Config {
     /// Listeners that cannot all be bound: the same IP and port twice, or a port taken on
     /// every address of a family (0.0.0.0 or [::]) and on one address of it as well. Port 0
     /// (any free port) never collides.
-    fn collisions(&self) -> Vec<Error> {
+    fn collisions(&self) -> Vec<Problem> {
         let all = self.listeners();
         let mut out = Vec::new();
         for (j, (flag, b)) in all.iter().enumerate() {
@@ -377,20 +399,18 @@ impl Config {
                         a.port()
                     )
                 };
-                out.push(Error::InvalidSetting {
-                    setting: flag,
-                    value: b.to_string(),
-                    reason,
-                });
+                out.push(Problem::invalid(flag, b, reason));
             }
         }
         out
     }
 
-    /// Whether the root is a readable directory holding a readable index.html.
-    fn root_problem(&self) -> Option<Error> {
+    /// What is wrong with the document root, if anything: it must be a readable directory
+    /// holding a readable index.html.
+    #[must_use]
+    pub fn root_problem(&self) -> Option<Problem> {
         let fail = |reason: String| {
-            Some(Error::Root {
+            Some(Problem::Root {
                 path: self.root.clone(),
                 reason,
             })

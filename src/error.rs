@@ -8,24 +8,10 @@ use std::path::PathBuf;
 /// Everything that can stop rampart from starting (or a reload from being applied).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A flag or setting has a value that cannot be used.
-    #[error("invalid value for {setting}: {value:?}: {reason}")]
-    InvalidSetting {
-        /// The flag or setting, e.g. `--workers`.
-        setting: &'static str,
-        /// The value as given.
-        value: String,
-        /// Why it was refused.
-        reason: String,
-    },
-    /// The document root cannot be served.
-    #[error("--root {path}: {reason}")]
-    Root {
-        /// The root directory as given.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
+    /// A setting cannot be used (the first of
+    /// [`Config::problems`](crate::Config::problems)).
+    #[error(transparent)]
+    Setting(#[from] crate::problem::Problem),
     /// A file could not be read.
     #[error("{what} {path}: {source}")]
     Io {

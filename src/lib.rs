@@ -35,10 +35,13 @@
 //! # Configuration and start-up checks
 //! ```text
 //! flags > RAMPART_* > --config file (config/file.rs: TOML, keys = flag names) > defaults
-//!   └ cli.rs (clap) ─> Config (config.rs, validated once)
+//!   │ the file's own sections [[headers]], [[redirects]] (config/sections.rs: a registry
+//!   │ of sections and typed fields) ─> FileSections, read and checked, not yet applied
+//!   └ cli.rs (clap structs; value types and parsers in config/types.rs)
+//!       ─> Config (config.rs, validated once; each fault a problem::Problem)
 //!       └ check.rs: settings, root, certificate chain/key/validity/names, ticket key file,
 //!         listeners ─> Report of problem::Item (`rampart check` prints it; Server::bind
-//!         refuses on errors, as Error::Checks)
+//!         refuses on errors, as Error::Checks; Config::validate as Error::Setting)
 //! ```
 //!
 //! # Embedding
@@ -80,7 +83,7 @@ pub fn run(config: Config) -> Result<ShutdownSummary> {
             context: "starting the tokio runtime".into(),
             source,
         })?;
-    let json = config.log_format == cli::LogFormat::Json;
+    let json = config.log_format == config::LogFormat::Json;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
         announce(&server, json);

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::cli::LogFormat;
-use crate::error::{Error, Result};
+use crate::config::LogFormat;
+use crate::error::Result;
+use crate::problem::Problem;
 use crate::protocol::Protocol;
 
 /// The tracing target of access-log lines (one per request, with `--access-log`).
@@ -19,7 +20,8 @@ pub const ACCESS_TARGET: &str = "rampart::access";
 /// access lines (target [`ACCESS_TARGET`], level info) are let through whatever the level.
 ///
 /// # Errors
-/// [`Error::InvalidSetting`] naming `--log-level` when the directive does not parse.
+/// [`Error::Setting`](crate::Error::Setting) naming `--log-level` when the directive does
+/// not parse.
 pub fn init(filter: &str, format: LogFormat, access_log: bool) -> Result<()> {
     // rustls logs per-connection warnings (an IP address sent as SNI by wrk and others,
     // every alert it sends) without rate limits; rampart reports those itself, rate-limited,
@@ -32,12 +34,8 @@ pub fn init(filter: &str, format: LogFormat, access_log: bool) -> Result<()> {
     if access_log {
         directive.push_str(",rampart::access=info");
     }
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&directive).map_err(|e| Error::InvalidSetting {
-            setting: "--log-level",
-            value: filter.to_owned(),
-            reason: e.to_string(),
-        })?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive)
+        .map_err(|e| Problem::invalid("--log-level", filter, e.to_string()))?;
     // A second init (tests, embedders with their own subscriber) is not an error.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

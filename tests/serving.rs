@@ -277,7 +277,7 @@ async fn a_plaintext_request_sent_one_byte_per_100ms_still_gets_its_redirect_whi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_mode_answers_400_explaining_that_the_port_speaks_https() {
-    let server = TestServer::start(|c| c.plaintext = rampart::cli::PlaintextMode::Reject).await;
+    let server = TestServer::start(|c| c.plaintext = rampart::config::PlaintextMode::Reject).await;
     let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     tcp.write_all(b"GET /x?y HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await

@@ -6,6 +6,13 @@
 //! parser and then installed as that flag's default before the real parse, so flags beat
 //! `RAMPART_*` variables, which beat the file, which beats the built-in defaults; and a file
 //! value is refused exactly as the same flag would be, but with the file, line and key named.
+//!
+//! The file may also hold structured, file-only sections (`[[headers]]`, `[[redirects]]`):
+//! tables with no flag, taken out of the file first and checked by [`super::sections`]
+//! into [`FileSections`], which [`parse_args`] hands on in
+//! [`ServeArgs::file_sections`]. Every problem, in flag keys or sections, is reported as
+//! `rampart.toml:LINE: key: reason`, sorted by line.
+//!
 //! This module reads the file and hands clap its values; it never interprets a setting.
 
 use std::ffi::OsString;
@@ -15,9 +22,13 @@ use std::path::{Path, PathBuf};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, Args, Command, CommandFactory, FromArgMatches};
 use serde::Deserialize;
+use toml::de::DeTable;
 use toml::{Spanned, Value};
 
+use super::sections::{self, line_of, FileSections};
 use crate::cli::{Cli, ServeArgs};
+use crate::problem::did_you_mean;
+pub use crate::problem::FileProblem;
 
 /// Flags that are not file keys: the file's own path, and a negation whose positive form
 /// (`spa = false`) says the same.
@@ -108,17 +119,6 @@ pub struct FileError {
     pub problems: Vec<FileProblem>,
 }
 
-/// One problem in a `--config` file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileProblem {
-    /// 1-based line, when the problem has a place in the file.
-    pub line: Option<usize>,
-    /// The key involved, when there is one.
-    pub key: Option<String>,
-    /// What is wrong, showing the value.
-    pub reason: String,
-}
-
 impl std::error::Error for FileError {}
 
 impl fmt::Display for FileError {
@@ -168,7 +168,7 @@ where
     let Some(path) = path else {
         return Ok(first);
     };
-    let defaults = read(Path::new(path))?;
+    let (defaults, file_sections) = read(Path::new(path))?;
     let inject = |mut cmd: Command| {
         for (id, values) in &defaults {
             cmd = cmd.mut_arg(id, |a| a.default_values(values.clone()));
@@ -178,31 +178,63 @@ where
     let cmd = inject(Cli::command())
         .mut_subcommand("serve", inject)
         .mut_subcommand("check", inject);
-    Ok(Cli::from_arg_matches(&cmd.try_get_matches_from(&args)?)?)
+    let mut cli = Cli::from_arg_matches(&cmd.try_get_matches_from(&args)?)?;
+    match &mut cli.command {
+        None => cli.serve.file_sections = file_sections,
+        Some(crate::cli::Command::Serve(a) | crate::cli::Command::Check(a)) => {
+            a.file_sections = file_sections;
+        }
+        Some(_) => {}
+    }
+    Ok(cli)
 }
 
-/// Reads and checks the file: the clap argument id and the values of each key present.
-fn read(path: &Path) -> Result<Vec<(String, Vec<String>)>, FileError> {
+/// The clap argument id and the values of each flag key in the file.
+type Defaults = Vec<(String, Vec<String>)>;
+
+/// Reads and checks the file.
+fn read(path: &Path) -> Result<(Defaults, FileSections), FileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FileError {
+        path: path.to_owned(),
+        problems: vec![FileProblem {
+            line: None,
+            key: None,
+            reason: format!("cannot read the config file: {e}"),
+        }],
+    })?;
+    parse(path, &text)
+}
+
+/// Checks the text of the file named `path`: its sections first, then its flag keys (an
+/// unknown flag key stops the flag keys before their values are looked at).
+fn parse(path: &Path, text: &str) -> Result<(Defaults, FileSections), FileError> {
     let fail = |problems| FileError {
         path: path.to_owned(),
         problems,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        fail(vec![FileProblem {
-            line: None,
-            key: None,
-            reason: format!("cannot read the config file: {e}"),
-        }])
-    })?;
-    let settings: FileSettings = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map(|s| line_of(&text, s.start));
+    let root = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
         fail(vec![toml_problem(line, e.message())])
     })?;
+    let span = root.span();
+    let mut root = root.into_inner();
+    let keys = FileSettings::keys();
+    let is_flag_key = |k: &str| keys.iter().any(|f| f == k) || NOT_KEYS.contains(&k);
+    let (file_sections, mut problems) = sections::take(&mut root, text, is_flag_key);
+    let de = toml::de::Deserializer::from(Spanned::new(span, root));
+    let settings = match FileSettings::deserialize(de) {
+        Ok(settings) => settings,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start));
+            problems.push(toml_problem(line, e.message()));
+            problems.sort_by_key(|p| p.line);
+            return Err(fail(problems));
+        }
+    };
     let validator = flags_only();
     let mut defaults = Vec::new();
-    let mut problems = Vec::new();
     for (key, value) in settings.entries() {
-        let line = Some(line_of(&text, value.span().start));
+        let line = Some(line_of(text, value.span().start));
         let problem = |reason| FileProblem {
             line,
             key: Some(key.clone()),
@@ -223,7 +255,7 @@ fn read(path: &Path) -> Result<Vec<(String, Vec<String>)>, FileError> {
     }
     problems.sort_by_key(|p| p.line);
     if problems.is_empty() {
-        Ok(defaults)
+        Ok((defaults, file_sections))
     } else {
         Err(fail(problems))
     }
@@ -339,11 +371,8 @@ fn toml_problem(line: Option<usize>, message: &str) -> FileProblem {
                 reason: reason.into(),
             };
         }
-        let hint = FileSettings::keys()
-            .into_iter()
-            .filter(|k| edit_distance(k, &key) <= 2)
-            .min_by_key(|k| edit_distance(k, &key))
-            .map_or_else(String::new, |k| format!("; did you mean `{k}`?"));
+        let keys = FileSettings::keys();
+        let hint = did_you_mean(&key, keys.iter().map(String::as_str));
         return FileProblem {
             line,
             key: Some(key),
@@ -358,27 +387,6 @@ fn toml_problem(line: Option<usize>, message: &str) -> FileProblem {
         key: None,
         reason: message.trim().to_owned(),
     }
-}
-
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
-}
-
-/// Levenshtein distance, for "did you mean" on short keys.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -400,6 +408,14 @@ mod tests {
         let mut keys = FileSettings::keys();
         keys.sort();
         assert_eq!(keys, flag_names());
+    }
+
+    #[test]
+    fn no_section_is_named_like_a_flag_key() {
+        let keys = FileSettings::keys();
+        for spec in sections::SECTIONS {
+            assert!(!keys.iter().any(|k| k == spec.name), "{}", spec.name);
+        }
     }
 
     #[test]
@@ -483,5 +499,27 @@ mod tests {
                 .contains("/nonexistent/rampart.toml: cannot read"),
             "{err}"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        #[test]
+        fn no_file_text_panics_the_parser(
+            lines in proptest::collection::vec(
+                "\\[{1,2}(headers|redirects|headrs|listen|x)\\]{0,2}|\
+                 (for|from|to|status|force|values|listen|workers|spa|x\\.y) ?= ?\
+                 (\"[^\"\\n]{0,12}\"|-?[0-9]{1,6}|0x[0-9a-f]{1,4}|true|1\\.5|\\[\\]|\
+                 \\{ ?[A-Za-z -]{0,6} ?= ?(\"[^\"\\n]{0,6}\"|[0-9]) ?\\}|\\[\"/a\", ?1\\])|\
+                 [^\\n]{0,16}",
+                0..10,
+            )
+        ) {
+            let _ = parse(Path::new("rampart.toml"), &lines.join("\n"));
+        }
     }
 }

@@ -17,7 +17,7 @@ use super::io::{close_gracefully, Prefixed};
 use super::policy::SHUTDOWN_GRACE;
 use super::sniff::{self, Sniff};
 use super::{plaintext, proxy, Kind, Shared};
-use crate::cli::PlaintextMode;
+use crate::config::PlaintextMode;
 use crate::telemetry::{FailureClass, Metrics};
 
 /// The established session, boxed: moved by value through the serving futures (rustc keeps

@@ -30,8 +30,8 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{AssetService, Site};
-use crate::cli::{Cidr, PlaintextMode};
 use crate::config::{CertSource, Config};
+use crate::config::{Cidr, PlaintextMode};
 use crate::error::{Error, Result};
 use crate::telemetry::{Metrics, MetricsSnapshot, RateLimit};
 use crate::tls::{self, devcert::DevCert, ticket::TicketKeys, CertResolver};

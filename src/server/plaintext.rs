@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::cli::PlaintextMode;
+use crate::config::PlaintextMode;
 
 /// Largest plaintext request head read before answering 400.
 pub const MAX_HEAD: usize = 8 * 1024;
