@@ -7,10 +7,14 @@
 //! What is wrong with a setting is a [`Problem`] (problem.rs): `rampart check` reports
 //! every one, [`Config::validate`] returns the first as an error.
 
+#[cfg(feature = "cli")]
 pub mod file;
+// Read only through the config file (feature `cli`); the types stay for embedders.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub mod sections;
 pub mod types;
 
+#[cfg(feature = "cli")]
 pub use file::parse_args;
 pub use sections::{FileSections, HeaderRule, RedirectRule};
 pub use types::{Cidr, LogFormat, PlaintextMode};
@@ -19,6 +23,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "cli")]
 use crate::cli::ServeArgs;
 use crate::error::Result;
 use crate::problem::Problem;
@@ -156,6 +161,7 @@ impl Config {
     ///
     /// # Errors
     /// [`Error::Setting`](crate::Error::Setting): the first of [`Config::problems`].
+    #[cfg(feature = "cli")]
     pub fn from_cli(args: &ServeArgs) -> Result<Self> {
         let config = Self::from_cli_unvalidated(args)?;
         config.validate()?;
@@ -168,6 +174,7 @@ impl Config {
     /// # Errors
     /// [`Error::Setting`](crate::Error::Setting) when only one of `--cert` and `--key` is
     /// given.
+    #[cfg(feature = "cli")]
     pub fn from_cli_unvalidated(args: &ServeArgs) -> Result<Self> {
         let cert = match (&args.cert, &args.key) {
             (Some(cert), Some(key)) => CertSource::Files {

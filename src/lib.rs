@@ -53,6 +53,7 @@
 
 pub mod app;
 pub mod check;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod config;
 pub mod error;
