@@ -9,14 +9,12 @@ mod cert;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 pub use crate::problem::{lines, Item, Level};
 
-/// Certificates expiring sooner than this get a warning.
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+pub use crate::tls::inspect::EXPIRY_WARNING;
 
 /// The findings of every check, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

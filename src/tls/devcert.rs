@@ -29,32 +29,47 @@ pub struct DevCert {
     pub created: bool,
 }
 
-/// Reuses the development CA and leaf in `dir` if they load and stay valid for a week more,
-/// otherwise creates new ones.
+/// Reuses the development CA and leaf in `dir` if they are [`reusable`], otherwise creates
+/// new ones.
 ///
 /// # Errors
 /// [`TlsError::DevCert`] when the directory or files cannot be written.
 pub fn ensure(dir: &Path) -> Result<DevCert, TlsError> {
-    let files = DevCert {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-        created: false,
-    };
-    if let Ok(loaded) = super::load_cert(&files.cert, &files.key) {
-        let week = std::time::Duration::from_secs(7 * 24 * 3600);
-        let covers = DEV_NAMES
-            .iter()
-            .all(|n| loaded.names.iter().any(|m| m == n));
-        if files.ca.is_file() && covers && loaded.not_after > std::time::SystemTime::now() + week {
-            return Ok(files);
-        }
+    let files = DevCert::in_dir(dir);
+    if reusable(dir) {
+        return Ok(files);
     }
     create(dir)?;
     Ok(DevCert {
         created: true,
         ..files
     })
+}
+
+/// Whether the development files in `dir` can serve as they are: the CA is there, and the
+/// leaf and key pass the inspector, cover [`DEV_NAMES`] and stay valid for a week more.
+/// Reads only; `rampart check` asks this too.
+#[must_use]
+pub fn reusable(dir: &Path) -> bool {
+    let files = DevCert::in_dir(dir);
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    files.ca.is_file()
+        && super::load_cert(&files.cert, &files.key).is_ok_and(|loaded| {
+            DEV_NAMES.iter().all(|n| loaded.names.covers(n))
+                && loaded.not_after > std::time::SystemTime::now() + week
+        })
+}
+
+impl DevCert {
+    /// The file names in `dir`, not created by this start.
+    fn in_dir(dir: &Path) -> Self {
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            created: false,
+        }
+    }
 }
 
 fn create(dir: &Path) -> Result<(), TlsError> {

@@ -28,7 +28,7 @@ pub async fn reload_now(resolver: &CertResolver, cert: &Path, key: &Path, why: &
     match tokio::task::spawn_blocking(move || load_cert(&c, &k)).await {
         Ok(Ok(loaded)) => {
             let not_after = httpdate::fmt_http_date(loaded.not_after);
-            let names = loaded.names.join(",");
+            let names = loaded.names.to_string();
             resolver.set(loaded);
             tracing::info!(trigger = why, cert = %cert.display(), names = %names, not_after = %not_after, "certificate reloaded");
             true
