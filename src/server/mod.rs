@@ -99,7 +99,6 @@ pub struct Server {
     site: Arc<Site>,
     dev_cert: Option<DevCert>,
     semaphore: Arc<Semaphore>,
-    cert_files: (std::path::PathBuf, std::path::PathBuf),
 }
 
 impl std::fmt::Debug for Server {
@@ -118,15 +117,20 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Self> {
         // Every setting, the root, the certificate chain and names: all failures at once.
         crate::check::startup(&config)?;
-        let (cert_path, key_path, dev_cert) = match &config.cert {
-            CertSource::Files { cert, key } => (cert.clone(), key.clone(), None),
+        let (source, dev_cert): (Box<dyn tls::ProvidesCert>, _) = match &config.cert {
+            CertSource::Files { cert, key } => (
+                Box::new(tls::source::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                None,
+            ),
             CertSource::Dev { dir } => {
                 let dev = tls::devcert::ensure(dir)?;
-                (dev.cert.clone(), dev.key.clone(), Some(dev))
+                (Box::new(dev.clone()), Some(dev))
             }
         };
-        let cert = tls::load_cert(&cert_path, &key_path)?;
-        let resolver = Arc::new(CertResolver::new(cert));
+        let resolver = Arc::new(CertResolver::new(source)?);
         let ticket_keys = Arc::new(match &config.ticket_key_file {
             Some(path) => TicketKeys::from_file(path).map_err(tls::TlsError::from)?,
             None => TicketKeys::in_memory(tls::ticket::ROTATION).map_err(tls::TlsError::from)?,
@@ -196,7 +200,6 @@ impl Server {
             site,
             dev_cert,
             semaphore,
-            cert_files: (cert_path, key_path),
         })
     }
 
@@ -264,7 +267,6 @@ impl Server {
             shared,
             site,
             semaphore,
-            cert_files,
             ..
         } = self;
         let stop_watch = shared.tokens.graceful.child_token();
@@ -286,8 +288,6 @@ impl Server {
         let rescan = Arc::clone(&site);
         tokio::spawn(tls::reload::watch(
             Arc::clone(&shared.resolver),
-            cert_files.0,
-            cert_files.1,
             Duration::from_secs(1),
             stop_watch,
             move || {

@@ -5,8 +5,8 @@
 //!
 //! It never stops at the first problem: an [`Inspection`] holds every [`Finding`], each at a
 //! [`Level`] and about one [`Part`] (the certificate or the key file). `rampart check`
-//! (check/cert.rs) renders the findings as report items; start-up and reload
-//! ([`super::load_cert`]) turn an inspection without errors into the [`LoadedCert`] the
+//! (check/cert.rs) renders the findings as report items; the certificate
+//! sources ([`super::source`]) turn an inspection without errors into the [`LoadedCert`] the
 //! resolver serves, and refuse with the first error otherwise. So start-up, reload and
 //! `check` accept and refuse exactly the same pairs, with the same words.
 //!

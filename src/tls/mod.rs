@@ -1,5 +1,6 @@
 //! TLS: the rustls `ServerConfig` (TLS 1.2 + 1.3 only, ALPN h2 + http/1.1), the certificate
-//! resolver (an `ArcSwap` so a reload swaps the pair without touching live connections),
+//! resolver (an `ArcSwap` so a reload swaps the pair without touching live connections; its
+//! certificates come from a [`source`]),
 //! a sharded session cache for session-ID resumption and the ticket key ring ([`ticket`]:
 //! a shared key file or rotating in-memory keys) for stateless resumption. Certificates are
 //! validated by [`inspect`] (the one reader of chain and key, which `rampart check` uses
@@ -9,10 +10,11 @@ pub mod devcert;
 pub mod inspect;
 pub mod reload;
 pub mod session_cache;
+pub mod source;
 pub mod ticket;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -20,6 +22,8 @@ use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
+
+pub use source::ProvidesCert;
 
 /// Why a certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -68,29 +72,33 @@ impl fmt::Debug for LoadedCert {
     }
 }
 
-/// Reads a PEM chain (leaf first) and key (PKCS#8, RSA or SEC1) and accepts them only if
-/// [`inspect::inspect`] finds no error.
-///
-/// # Errors
-/// [`TlsError::Refused`] naming the file and the first problem.
-pub fn load_cert(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, TlsError> {
-    inspect::inspect(cert_path, key_path, SystemTime::now()).into_loaded()
-}
-
 /// Serves the current certificate to every client, with or without SNI (clients that
-/// connect by IP address send none). Swappable at run time.
+/// connect by IP address send none). The certificate comes from a [`ProvidesCert`] source,
+/// at start-up and on each [`CertResolver::reload`]; it is swapped only for one the
+/// inspector accepted.
 #[derive(Debug)]
 pub struct CertResolver {
+    source: Box<dyn ProvidesCert>,
     current: ArcSwap<LoadedCert>,
 }
 
 impl CertResolver {
-    /// A resolver serving `cert`.
-    #[must_use]
-    pub fn new(cert: LoadedCert) -> Self {
-        Self {
+    /// A resolver serving what `source` yields now.
+    ///
+    /// # Errors
+    /// The source's [`TlsError`] when it has no certificate to serve.
+    pub fn new(source: Box<dyn ProvidesCert>) -> Result<Self, TlsError> {
+        let cert = source.load()?;
+        Ok(Self {
+            source,
             current: ArcSwap::from_pointee(cert),
-        }
+        })
+    }
+
+    /// Where the certificates come from.
+    #[must_use]
+    pub fn source(&self) -> &dyn ProvidesCert {
+        self.source.as_ref()
     }
 
     /// The certificate now served.
@@ -99,9 +107,15 @@ impl CertResolver {
         self.current.load_full()
     }
 
-    /// Swaps in a new, already validated certificate. Live connections keep theirs.
-    pub fn set(&self, cert: LoadedCert) {
-        self.current.store(Arc::new(cert));
+    /// Loads from the source again (blocking) and swaps the result in. Live connections
+    /// keep theirs.
+    ///
+    /// # Errors
+    /// The source's [`TlsError`]; the current certificate then stays in service.
+    pub fn reload(&self) -> Result<Arc<LoadedCert>, TlsError> {
+        let cert = Arc::new(self.source.load()?);
+        self.current.store(Arc::clone(&cert));
+        Ok(cert)
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{load_cert, CertResolver};
+use super::CertResolver;
 
 /// Time for a deploy tool to finish writing both files after the first change is seen.
 const SETTLE: Duration = Duration::from_millis(300);
@@ -22,15 +22,15 @@ fn stamp(path: &Path) -> Option<(u64, i64, i64, u64)> {
     Some((m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
 }
 
-/// Loads, validates and swaps in the pair; logs the outcome. Returns whether it was swapped.
-pub async fn reload_now(resolver: &CertResolver, cert: &Path, key: &Path, why: &str) -> bool {
-    let (c, k) = (cert.to_owned(), key.to_owned());
-    match tokio::task::spawn_blocking(move || load_cert(&c, &k)).await {
+/// Reloads the resolver from its source on the blocking pool; logs the outcome. Returns
+/// whether a new certificate was swapped in.
+pub async fn reload_now(resolver: &Arc<CertResolver>, why: &str) -> bool {
+    let r = Arc::clone(resolver);
+    match tokio::task::spawn_blocking(move || r.reload()).await {
         Ok(Ok(loaded)) => {
             let not_after = httpdate::fmt_http_date(loaded.not_after);
             let names = loaded.names.to_string();
-            resolver.set(loaded);
-            tracing::info!(trigger = why, cert = %cert.display(), names = %names, not_after = %not_after, "certificate reloaded");
+            tracing::info!(trigger = why, cert = %resolver.source(), names = %names, not_after = %not_after, "certificate reloaded");
             true
         }
         Ok(Err(e)) => {
@@ -44,24 +44,22 @@ pub async fn reload_now(resolver: &CertResolver, cert: &Path, key: &Path, why: &
     }
 }
 
-/// Watches for SIGHUP and file changes until `stop`. `interval` zero = SIGHUP only.
-/// `on_hangup` runs on each SIGHUP too (the server re-scans the asset root).
+/// Watches for SIGHUP and changes of the source's files until `stop`. `interval` zero =
+/// SIGHUP only. `on_hangup` runs on each SIGHUP too (the server re-scans the asset root).
 pub(crate) async fn watch(
     resolver: Arc<CertResolver>,
-    cert: PathBuf,
-    key: PathBuf,
     interval: Duration,
     stop: CancellationToken,
     on_hangup: impl Fn() + Send + 'static,
 ) {
-    let files = vec![cert.clone(), key.clone()];
+    let files = resolver.source().files();
     on_change_or_hangup(files, interval, stop, "certificate", move |why| {
         if why == "SIGHUP" {
             on_hangup();
         }
-        let (resolver, cert, key) = (Arc::clone(&resolver), cert.clone(), key.clone());
+        let resolver = Arc::clone(&resolver);
         async move {
-            reload_now(&resolver, &cert, &key, why).await;
+            reload_now(&resolver, why).await;
         }
     })
     .await;
