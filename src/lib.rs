@@ -21,7 +21,9 @@
 //!           response counted (metrics) and access-logged when its body ends; file chunks
 //!           read against the connection's send budget (app/budget.rs)
 //!       close path (server/io/close.rs, run when ConnIo drops): close_notify, then lingering close - on every exit
-//! redeploy watcher (app/watch.rs)   rebuilds the table when files change, swaps it atomically
+//! reload (server/reload.rs)        the one SIGHUP stream and the file pollers: certificate
+//!                                   (tls/reload.rs), ticket key file (tls/ticket/reload.rs),
+//!                                   redeploys (app/redeploy.rs: rebuild the table, swap it)
 //! operator port (server/admin.rs)   --metrics-listen: /metrics (Prometheus), /healthz, /readyz
 //! shutdown (server/shutdown.rs)     SIGTERM/SIGINT: /readyz 503, --drain-delay, stop accepting,
 //!                                   first requests of new clients, drain, close_notify, exit

@@ -13,6 +13,7 @@ mod handshake;
 pub(crate) mod io;
 pub mod plaintext;
 pub mod proxy;
+mod reload;
 mod request_check;
 mod service;
 pub mod shutdown;
@@ -269,40 +270,16 @@ impl Server {
             semaphore,
             ..
         } = self;
-        let stop_watch = shared.tokens.graceful.child_token();
-        if !config.watch_interval.is_zero() {
-            tokio::spawn(crate::app::watch::run(
-                Arc::clone(&site),
-                config.watch_interval,
-                stop_watch.clone(),
-            ));
-        }
-        // SIGHUP or a changed --ticket-key-file: reload the ticket keys.
-        tokio::spawn(tls::ticket::watch::watch(
-            Arc::clone(&shared.ticket_keys),
-            Duration::from_secs(1),
-            stop_watch.clone(),
-        ));
-        // SIGHUP or a changed cert/key file: reload the certificate; SIGHUP also re-scans
-        // the root.
-        let rescan = Arc::clone(&site);
-        tokio::spawn(tls::reload::watch(
-            Arc::clone(&shared.resolver),
-            Duration::from_secs(1),
-            stop_watch,
-            move || {
-                let site = Arc::clone(&rescan);
-                tokio::task::spawn_blocking(move || match site.reload() {
-                    Ok(Some(generation)) => {
-                        tracing::info!(generation, "SIGHUP: asset table rebuilt");
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "SIGHUP: asset rebuild failed; still serving the previous files")
-                    }
-                });
+        // SIGHUP and changed files: the certificate, the ticket keys, the site.
+        reload::spawn(
+            reload::Targets {
+                resolver: Arc::clone(&shared.resolver),
+                ticket_keys: Arc::clone(&shared.ticket_keys),
+                site: Arc::clone(&site),
+                site_interval: config.watch_interval,
             },
-        ));
+            shared.tokens.graceful.child_token(),
+        );
         let mut loops = Vec::new();
         for (listener, kind) in listeners {
             if let Ok(addr) = listener.local_addr() {
