@@ -11,6 +11,7 @@ mod h1;
 mod h2;
 mod handshake;
 pub(crate) mod io;
+pub(crate) mod listen;
 pub mod plaintext;
 pub mod proxy;
 mod reload;
@@ -153,17 +154,17 @@ impl Server {
         let reuse = config.reuse_port;
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            listeners.push((bind(*addr, "--listen", reuse)?, Kind::Tls));
+            listeners.push((listen::bind(*addr, "--listen", reuse)?, Kind::Tls));
         }
         if let Some(addr) = config.http_listen {
-            listeners.push((bind(addr, "--http-listen", reuse)?, Kind::Redirect));
+            listeners.push((listen::bind(addr, "--http-listen", reuse)?, Kind::Redirect));
         }
         let admin = config
             .metrics_listen
             .map(|addr| admin::bind(addr, reuse))
             .transpose()?;
         if reuse {
-            warn_without_migration();
+            listen::warn_without_migration();
         }
         let https_port = listeners[0].0.local_addr().map_or(443, |a| a.port());
         let shared = Arc::new(Shared {
@@ -351,48 +352,6 @@ impl Server {
     #[must_use]
     pub fn snapshot(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
-    }
-}
-
-/// Binds a listener: SO_REUSEADDR always, SO_REUSEPORT with `--reuse-port`, IPv6 only on
-/// IPv6 addresses, a backlog of 4096.
-fn bind(addr: SocketAddr, flag: &'static str, reuse_port: bool) -> Result<TcpListener> {
-    let err = |source| Error::Bind { addr, flag, source };
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .map_err(err)?;
-    socket.set_reuse_address(true).map_err(err)?;
-    if reuse_port {
-        socket.set_reuse_port(true).map_err(err)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(true).map_err(err)?;
-    }
-    socket.set_nonblocking(true).map_err(err)?;
-    socket.bind(&addr.into()).map_err(err)?;
-    socket.listen(4096).map_err(err)?;
-    TcpListener::from_std(socket.into()).map_err(err)
-}
-
-/// With SO_REUSEPORT, connections still queued on a listener when it closes are reset,
-/// unless the kernel migrates them to another listener of the port (Linux 5.14+,
-/// `net.ipv4.tcp_migrate_req = 1`). Says so when it is off.
-fn warn_without_migration() {
-    const KNOB: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
-    match std::fs::read_to_string(KNOB) {
-        Ok(v) if v.trim() == "1" => {}
-        Ok(_) => tracing::warn!(
-            "--reuse-port: net.ipv4.tcp_migrate_req is 0: when this process stops, connections \
-             queued on its listeners but not yet accepted are reset instead of moving to the new \
-             process; set it to 1 for restarts without failed connections (sysctl -w net.ipv4.tcp_migrate_req=1)"
-        ),
-        Err(_) => tracing::warn!(
-            "--reuse-port: this kernel cannot migrate queued connections between listeners \
-             (no {KNOB}, Linux < 5.14): a restart may reset a few connections queued at the moment the old process stops"
-        ),
     }
 }
 
