@@ -2,14 +2,17 @@
 //!
 //! # The path of a connection
 //! ```text
-//! accept loop (server/mod.rs)      accepts, takes a connection slot, spawns; never waits on a client
+//! listeners (server/listen.rs)      the one socket setup, also used by check's probe
+//! accept loop (server/mod.rs)       accepts, takes a connection slot, spawns; never waits on a client
 //!   └ connection task (server/connection.rs), under one handshake deadline:
 //!       PROXY header (server/proxy.rs): required from --trusted-proxy peers with
 //!       │ --proxy-protocol, its client address becomes the peer; refused from anyone else
 //!       sniff first bytes (server/sniff.rs) ── plaintext HTTP ─> 308/400 (server/plaintext.rs), close
 //!       │                                 └─ garbage ─> close, warn with peer
 //!       TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
-//!       │ in memory or a fleet's --ticket-key-file), swappable cert)
+//!       │ in memory or a fleet's --ticket-key-file), swappable cert taken from a certificate
+//!       │ source (tls/source.rs: files, the development CA; ACME would be one more) and
+//!       │ accepted only if the inspector (tls/inspect.rs) finds no error)
 //!       HTTP/1.1 (server/h1.rs) or HTTP/2 (server/h2.rs) by ALPN (protocol.rs), each a hyper
 //!       │ connection run by server/driver.rs: deadlines header, idle, stall; shutdown tokens
 //!       │ (a connection waiting on its client to read is busy, never parked or idle)
@@ -21,7 +24,7 @@
 //!           response counted (metrics) and access-logged when its body ends; file chunks
 //!           read against the connection's send budget (app/budget.rs)
 //!       close path (server/io/close.rs, run when ConnIo drops): close_notify, then lingering close - on every exit
-//! reload (server/reload.rs)        the one SIGHUP stream and the file pollers: certificate
+//! reload (server/reload.rs)         the one SIGHUP stream and the file pollers: certificate
 //!                                   (tls/reload.rs), ticket key file (tls/ticket/reload.rs),
 //!                                   redeploys (app/redeploy.rs: rebuild the table, swap it)
 //! operator port (server/admin.rs)   --metrics-listen: /metrics (Prometheus), /healthz, /readyz
@@ -33,9 +36,10 @@
 //! ```text
 //! flags > RAMPART_* > --config file (config/file.rs: TOML, keys = flag names) > defaults
 //!   └ cli.rs (clap) ─> Config (config.rs, validated once)
-//!       └ check.rs: settings, root, certificate chain/key/validity/names, ticket key file,
-//!         listeners ─> Report of problem::Item (`rampart check` prints it; Server::bind
-//!         refuses on errors, as Error::Checks)
+//!       └ check.rs: settings, root, certificate chain/key/validity/names (the findings of
+//!         tls/inspect.rs, which start-up and reload load through too), ticket key file,
+//!         listeners (probed with server/listen.rs's socket) ─> Report of problem::Item
+//!         (`rampart check` prints it; Server::bind refuses on errors, as Error::Checks)
 //! ```
 //!
 //! # Embedding

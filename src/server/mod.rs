@@ -1,7 +1,9 @@
 //! The server: listeners, the accept loops, connection tasks and the drain. [`Server::bind`]
-//! does every start-up step that can fail (validate config, load assets, load or create the
-//! certificate, bind every address) so that an error surfaces before anything is served;
-//! [`Server::run`] serves until the shutdown future resolves, then drains.
+//! does every start-up step that can fail (validate config, load assets, turn the
+//! certificate setting into a certificate source and load it, bind every address through
+//! listen.rs) so that an error surfaces before anything is served; [`Server::run`] starts
+//! the reload tasks (reload.rs: SIGHUP and the file pollers) and serves until the shutdown
+//! future resolves, then drains.
 
 pub(crate) mod admin;
 pub mod connection;
