@@ -9,14 +9,12 @@ mod cert;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 pub use crate::problem::{lines, Item, Level, Problem};
 
-/// Certificates expiring sooner than this get a warning.
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+pub use crate::tls::inspect::EXPIRY_WARNING;
 
 /// The findings of every check, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -159,24 +157,9 @@ fn probe_listeners(config: &Config, report: &mut Report) {
     }
 }
 
-/// Binds `addr` as the server would (SO_REUSEADDR, SO_REUSEPORT when asked, IPv6 only for
-/// IPv6 addresses) and releases it at once.
+/// Binds `addr` as the server would (the same socket setup) and releases it at once.
 fn probe(addr: SocketAddr, reuse_port: bool) -> std::io::Result<()> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(1)?;
-    Ok(())
+    crate::server::listen::socket(addr, reuse_port, 1).map(drop)
 }
 
 fn ticket_key_file(config: &Config, report: &mut Report) {

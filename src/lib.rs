@@ -2,7 +2,8 @@
 //!
 //! # The path of a connection
 //! ```text
-//! accept loop (server/mod.rs)      accepts, takes a connection slot, spawns; never waits on a client
+//! listeners (server/listen.rs)      the one socket setup, also used by check's probe
+//! accept loop (server/mod.rs)       accepts, takes a connection slot, spawns; never waits on a client
 //!   └ connection task (server/connection.rs)
 //!       before TLS (server/handshake.rs: `Opening`, one method per step, one deadline):
 //!       │ PROXY header (server/proxy.rs): required from --trusted-proxy peers with
@@ -10,7 +11,9 @@
 //!       │ sniff first bytes (server/sniff.rs) ── plaintext HTTP ─> 308/400 (server/plaintext.rs), close
 //!       │                                 └─ garbage ─> close, warn with peer
 //!       │ TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
-//!       │ in memory or a fleet's --ticket-key-file), swappable cert)
+//!       │ in memory or a fleet's --ticket-key-file), swappable cert taken from a certificate
+//!       │ source (tls/source.rs: files, the development CA; ACME would be one more) and
+//!       │ accepted only if the inspector (tls/inspect.rs) finds no error)
 //!       HTTP/1.1 (server/h1.rs) or HTTP/2 (server/h2.rs) by ALPN (protocol.rs), each a hyper
 //!       │ connection run by server/driver.rs, which carries out server/policy.rs: the
 //!       │ connection's phase (serving, awaiting its first request at shutdown, draining,
@@ -26,7 +29,9 @@
 //!           read against the connection's send budget (app/budget.rs)
 //!       IO (server/io/: replay, ticket hold, HTTP/2 cork and flush gate, activity)
 //!       close path (server/io/close.rs, run when ConnIo drops): close_notify, then lingering close - on every exit
-//! redeploy watcher (app/watch.rs)   rebuilds the table when files change, swaps it atomically
+//! reload (server/reload.rs)         the one SIGHUP stream and the file pollers: certificate
+//!                                   (tls/reload.rs), ticket key file (tls/ticket/reload.rs),
+//!                                   redeploys (app/redeploy.rs: rebuild the table, swap it)
 //! operator port (server/admin.rs)   --metrics-listen: /metrics (Prometheus), /healthz, /readyz
 //! shutdown (server/shutdown.rs)     SIGTERM/SIGINT: /readyz 503, --drain-delay, stop accepting,
 //!                                   first requests of new clients, drain, close_notify, exit
@@ -37,11 +42,13 @@
 //! flags > RAMPART_* > --config file (config/file.rs: TOML, keys = flag names) > defaults
 //!   │ the file's own sections [[headers]], [[redirects]] (config/sections.rs: a registry
 //!   │ of sections and typed fields) ─> FileSections, read and checked, not yet applied
-//!   └ cli.rs (clap structs; value types and parsers in config/types.rs)
+//!   └ cli.rs (clap structs, feature "cli"; value types and parsers in config/types.rs)
 //!       ─> Config (config.rs, validated once; each fault a problem::Problem)
-//!       └ check.rs: settings, root, certificate chain/key/validity/names, ticket key file,
-//!         listeners ─> Report of problem::Item (`rampart check` prints it; Server::bind
-//!         refuses on errors, as Error::Checks; Config::validate as Error::Setting)
+//!       └ check.rs: settings, root, certificate chain/key/validity/names (the findings of
+//!         tls/inspect.rs, which start-up and reload load through too), ticket key file,
+//!         listeners (probed with server/listen.rs's socket) ─> Report of problem::Item
+//!         (`rampart check` prints it; Server::bind refuses on errors, as Error::Checks;
+//!         Config::validate as Error::Setting)
 //! ```
 //!
 //! # Embedding

@@ -2,7 +2,8 @@
 //! certificate, an established connection keeps working, a stored session still resumes,
 //! and a broken pair is refused with a clear log while the current certificate stays. And
 //! the redeploy watcher: what it finds wrong with the root is logged once per change of the
-//! tree, not once per poll.
+//! tree, not once per poll. And one SIGHUP reaches every reload target: the certificate and
+//! the root (rescanned even with watching off).
 
 mod support;
 
@@ -204,4 +205,43 @@ async fn tree_warnings_are_logged_once_per_change_of_the_tree_not_on_every_poll(
     assert_eq!(count(symlink), 2, "{}", p.log());
     assert_eq!(count(sidecar), 2, "{}", p.log());
     assert_eq!(count("redeploy picked up"), 1, "{}", p.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sighup_reloads_the_certificate_and_rescans_the_root_with_watching_off() {
+    // The harness starts the binary with --watch-interval 0: only SIGHUP can rescan.
+    let p = Rampart::start(&[]);
+    let root = p.dir.path().join("www");
+    std::fs::write(root.join("after-hup.txt"), "deployed before the signal\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut h1 = H1::over(p.connect(&[b"http/1.1"]).await, p.addr).await;
+    assert_eq!(
+        h1.request(http::Method::GET, "/after-hup.txt", &[])
+            .await
+            .0
+            .status,
+        404,
+        "no rescan before the signal"
+    );
+    p.signal("-HUP");
+    p.wait_line("SIGHUP: asset table rebuilt", Duration::from_secs(10))
+        .await;
+    let reloaded = p
+        .wait_line("certificate reloaded", Duration::from_secs(10))
+        .await;
+    assert!(reloaded.contains("SIGHUP"), "{reloaded}");
+    let mut h1 = H1::over(p.connect(&[b"http/1.1"]).await, p.addr).await;
+    assert_eq!(
+        h1.request(http::Method::GET, "/after-hup.txt", &[])
+            .await
+            .0
+            .status,
+        200
+    );
+    assert_eq!(
+        p.log().matches("cannot listen for SIGHUP").count(),
+        0,
+        "{}",
+        p.log()
+    );
 }

@@ -11,7 +11,7 @@
 //! ([`Finding`]) when that table is swapped in (at start-up and on each rebuild), so a
 //! tree's problems are logged once per change of the tree, all of them each time: the log
 //! of the latest deploy is complete on its own. A poll that finds nothing changed logs
-//! nothing, and neither does a failed rebuild beyond its error (the watcher logs that once).
+//! nothing, and neither does a failed rebuild beyond its error (the redeploy poller logs that once).
 
 pub mod assets;
 pub mod body;
@@ -20,8 +20,8 @@ pub mod encoding;
 pub mod headers;
 pub mod path;
 pub mod range;
+pub(crate) mod redeploy;
 pub mod tree;
-pub(crate) mod watch;
 
 use std::convert::Infallible;
 use std::fs::File;

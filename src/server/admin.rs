@@ -244,5 +244,5 @@ fn write_family(
 
 /// Binds the metrics listener (same socket options as the others).
 pub(crate) fn bind(addr: SocketAddr, reuse_port: bool) -> crate::Result<TcpListener> {
-    super::bind(addr, "--metrics-listen", reuse_port)
+    super::listen::bind(addr, "--metrics-listen", reuse_port)
 }

@@ -513,8 +513,8 @@ fn handshake_failed(
     let Some(suppressed) = shared.warn_limit.allow() else {
         return;
     };
-    let names = shared.resolver.current().names.join(",");
-    let sni_covered = sni.is_some_and(|s| crate::tls::covers(&shared.resolver.current().names, s));
+    let names = shared.resolver.current().names.to_string();
+    let sni_covered = sni.is_some_and(|s| shared.resolver.current().names.covers(s));
     tracing::warn!(
         %peer,
         sni = sni.unwrap_or("none"),

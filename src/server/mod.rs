@@ -1,7 +1,9 @@
 //! The server: listeners, the accept loops, connection tasks and the drain. [`Server::bind`]
-//! does every start-up step that can fail (validate config, load assets, load or create the
-//! certificate, bind every address) so that an error surfaces before anything is served;
-//! [`Server::run`] serves until the shutdown future resolves, then drains.
+//! does every start-up step that can fail (validate config, load assets, turn the
+//! certificate setting into a certificate source and load it, bind every address through
+//! listen.rs) so that an error surfaces before anything is served; [`Server::run`] starts
+//! the reload tasks (reload.rs: SIGHUP and the file pollers) and serves until the shutdown
+//! future resolves, then drains.
 
 pub(crate) mod admin;
 pub mod connection;
@@ -11,9 +13,11 @@ mod h1;
 mod h2;
 mod handshake;
 pub(crate) mod io;
+pub(crate) mod listen;
 pub mod plaintext;
 mod policy;
 pub mod proxy;
+mod reload;
 mod request_check;
 mod service;
 pub mod shutdown;
@@ -100,7 +104,6 @@ pub struct Server {
     site: Arc<Site>,
     dev_cert: Option<DevCert>,
     semaphore: Arc<Semaphore>,
-    cert_files: (std::path::PathBuf, std::path::PathBuf),
 }
 
 impl std::fmt::Debug for Server {
@@ -119,15 +122,20 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Self> {
         // Every setting, the root, the certificate chain and names: all failures at once.
         crate::check::startup(&config)?;
-        let (cert_path, key_path, dev_cert) = match &config.cert {
-            CertSource::Files { cert, key } => (cert.clone(), key.clone(), None),
+        let (source, dev_cert): (Box<dyn tls::ProvidesCert>, _) = match &config.cert {
+            CertSource::Files { cert, key } => (
+                Box::new(tls::source::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                None,
+            ),
             CertSource::Dev { dir } => {
                 let dev = tls::devcert::ensure(dir)?;
-                (dev.cert.clone(), dev.key.clone(), Some(dev))
+                (Box::new(dev.clone()), Some(dev))
             }
         };
-        let cert = tls::load_cert(&cert_path, &key_path)?;
-        let resolver = Arc::new(CertResolver::new(cert));
+        let resolver = Arc::new(CertResolver::new(source)?);
         let ticket_keys = Arc::new(match &config.ticket_key_file {
             Some(path) => TicketKeys::from_file(path).map_err(tls::TlsError::from)?,
             None => TicketKeys::in_memory(tls::ticket::ROTATION).map_err(tls::TlsError::from)?,
@@ -149,17 +157,17 @@ impl Server {
         let reuse = config.reuse_port;
         let mut listeners = Vec::new();
         for addr in &config.listen {
-            listeners.push((bind(*addr, "--listen", reuse)?, Kind::Tls));
+            listeners.push((listen::bind(*addr, "--listen", reuse)?, Kind::Tls));
         }
         if let Some(addr) = config.http_listen {
-            listeners.push((bind(addr, "--http-listen", reuse)?, Kind::Redirect));
+            listeners.push((listen::bind(addr, "--http-listen", reuse)?, Kind::Redirect));
         }
         let admin = config
             .metrics_listen
             .map(|addr| admin::bind(addr, reuse))
             .transpose()?;
         if reuse {
-            warn_without_migration();
+            listen::warn_without_migration();
         }
         let https_port = listeners[0].0.local_addr().map_or(443, |a| a.port());
         let shared = Arc::new(Shared {
@@ -197,7 +205,6 @@ impl Server {
             site,
             dev_cert,
             semaphore,
-            cert_files: (cert_path, key_path),
         })
     }
 
@@ -265,45 +272,18 @@ impl Server {
             shared,
             site,
             semaphore,
-            cert_files,
             ..
         } = self;
-        let stop_watch = shared.tokens.graceful.child_token();
-        if !config.watch_interval.is_zero() {
-            tokio::spawn(crate::app::watch::run(
-                Arc::clone(&site),
-                config.watch_interval,
-                stop_watch.clone(),
-            ));
-        }
-        // SIGHUP or a changed --ticket-key-file: reload the ticket keys.
-        tokio::spawn(tls::ticket::watch::watch(
-            Arc::clone(&shared.ticket_keys),
-            Duration::from_secs(1),
-            stop_watch.clone(),
-        ));
-        // SIGHUP or a changed cert/key file: reload the certificate; SIGHUP also re-scans
-        // the root.
-        let rescan = Arc::clone(&site);
-        tokio::spawn(tls::reload::watch(
-            Arc::clone(&shared.resolver),
-            cert_files.0,
-            cert_files.1,
-            Duration::from_secs(1),
-            stop_watch,
-            move || {
-                let site = Arc::clone(&rescan);
-                tokio::task::spawn_blocking(move || match site.reload() {
-                    Ok(Some(generation)) => {
-                        tracing::info!(generation, "SIGHUP: asset table rebuilt");
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "SIGHUP: asset rebuild failed; still serving the previous files")
-                    }
-                });
+        // SIGHUP and changed files: the certificate, the ticket keys, the site.
+        reload::spawn(
+            reload::Targets {
+                resolver: Arc::clone(&shared.resolver),
+                ticket_keys: Arc::clone(&shared.ticket_keys),
+                site: Arc::clone(&site),
+                site_interval: config.watch_interval,
             },
-        ));
+            shared.tokens.graceful.child_token(),
+        );
         let mut loops = Vec::new();
         for (listener, kind) in listeners {
             if let Ok(addr) = listener.local_addr() {
@@ -375,48 +355,6 @@ impl Server {
     #[must_use]
     pub fn snapshot(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
-    }
-}
-
-/// Binds a listener: SO_REUSEADDR always, SO_REUSEPORT with `--reuse-port`, IPv6 only on
-/// IPv6 addresses, a backlog of 4096.
-fn bind(addr: SocketAddr, flag: &'static str, reuse_port: bool) -> Result<TcpListener> {
-    let err = |source| Error::Bind { addr, flag, source };
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .map_err(err)?;
-    socket.set_reuse_address(true).map_err(err)?;
-    if reuse_port {
-        socket.set_reuse_port(true).map_err(err)?;
-    }
-    if addr.is_ipv6() {
-        socket.set_only_v6(true).map_err(err)?;
-    }
-    socket.set_nonblocking(true).map_err(err)?;
-    socket.bind(&addr.into()).map_err(err)?;
-    socket.listen(4096).map_err(err)?;
-    TcpListener::from_std(socket.into()).map_err(err)
-}
-
-/// With SO_REUSEPORT, connections still queued on a listener when it closes are reset,
-/// unless the kernel migrates them to another listener of the port (Linux 5.14+,
-/// `net.ipv4.tcp_migrate_req = 1`). Says so when it is off.
-fn warn_without_migration() {
-    const KNOB: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
-    match std::fs::read_to_string(KNOB) {
-        Ok(v) if v.trim() == "1" => {}
-        Ok(_) => tracing::warn!(
-            "--reuse-port: net.ipv4.tcp_migrate_req is 0: when this process stops, connections \
-             queued on its listeners but not yet accepted are reset instead of moving to the new \
-             process; set it to 1 for restarts without failed connections (sysctl -w net.ipv4.tcp_migrate_req=1)"
-        ),
-        Err(_) => tracing::warn!(
-            "--reuse-port: this kernel cannot migrate queued connections between listeners \
-             (no {KNOB}, Linux < 5.14): a restart may reset a few connections queued at the moment the old process stops"
-        ),
     }
 }
 

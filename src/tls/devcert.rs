@@ -1,8 +1,10 @@
 //! The development certificate: a local CA and a leaf for localhost, 127.0.0.1 and ::1,
 //! created on first start without `--cert/--key` and reused afterwards (so that a browser or
 //! system store that trusts the CA keeps trusting it). Never for production: the CA key sits
-//! next to the certificate.
+//! next to the certificate. Once created it is a certificate [`super::source`] like any
+//! other, reloaded on SIGHUP or when its files change.
 
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose,
 };
 
+use super::source::{Files, ProvidesCert};
 use super::TlsError;
 
 /// The names the development leaf covers.
@@ -29,32 +32,73 @@ pub struct DevCert {
     pub created: bool,
 }
 
-/// Reuses the development CA and leaf in `dir` if they load and stay valid for a week more,
-/// otherwise creates new ones.
+/// Reuses the development CA and leaf in `dir` if they are [`reusable`], otherwise creates
+/// new ones.
 ///
 /// # Errors
 /// [`TlsError::DevCert`] when the directory or files cannot be written.
 pub fn ensure(dir: &Path) -> Result<DevCert, TlsError> {
-    let files = DevCert {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-        created: false,
-    };
-    if let Ok(loaded) = super::load_cert(&files.cert, &files.key) {
-        let week = std::time::Duration::from_secs(7 * 24 * 3600);
-        let covers = DEV_NAMES
-            .iter()
-            .all(|n| loaded.names.iter().any(|m| m == n));
-        if files.ca.is_file() && covers && loaded.not_after > std::time::SystemTime::now() + week {
-            return Ok(files);
-        }
+    let files = DevCert::in_dir(dir);
+    if reusable(dir) {
+        return Ok(files);
     }
     create(dir)?;
     Ok(DevCert {
         created: true,
         ..files
     })
+}
+
+/// Whether the development files in `dir` can serve as they are: the CA is there, and the
+/// leaf and key pass the inspector, cover [`DEV_NAMES`] and stay valid for a week more.
+/// Reads only; `rampart check` asks this too.
+#[must_use]
+pub fn reusable(dir: &Path) -> bool {
+    let files = DevCert::in_dir(dir);
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    files.ca.is_file()
+        && files.load().is_ok_and(|loaded| {
+            DEV_NAMES.iter().all(|n| loaded.names.covers(n))
+                && loaded.not_after > std::time::SystemTime::now() + week
+        })
+}
+
+impl fmt::Display for DevCert {
+    /// The leaf file (what logs name as `cert`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.cert.display())
+    }
+}
+
+/// A certificate source: created (or found reusable) once by [`ensure`], then read and
+/// re-read like [`Files`].
+impl ProvidesCert for DevCert {
+    fn load(&self) -> Result<super::LoadedCert, TlsError> {
+        self.as_files().load()
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        self.as_files().files()
+    }
+}
+
+impl DevCert {
+    fn as_files(&self) -> Files {
+        Files {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// The file names in `dir`, not created by this start.
+    fn in_dir(dir: &Path) -> Self {
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            created: false,
+        }
+    }
 }
 
 fn create(dir: &Path) -> Result<(), TlsError> {

@@ -1,66 +1,40 @@
 //! TLS: the rustls `ServerConfig` (TLS 1.2 + 1.3 only, ALPN h2 + http/1.1), the certificate
-//! resolver (an `ArcSwap` so a reload swaps the pair without touching live connections),
+//! resolver (an `ArcSwap` so a reload swaps the pair without touching live connections; its
+//! certificates come from a [`source`]),
 //! a sharded session cache for session-ID resumption and the ticket key ring ([`ticket`]:
 //! a shared key file or rotating in-memory keys) for stateless resumption. Certificates are
-//! validated here (parse, key match, validity window) before they are ever used.
+//! validated by [`inspect`] (the one reader of chain and key, which `rampart check` uses
+//! too) before they are ever used.
 
 pub mod devcert;
+pub mod inspect;
 pub mod reload;
 pub mod session_cache;
+pub mod source;
 pub mod ticket;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
+pub use source::ProvidesCert;
+
 /// Why a certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file could not be read.
-    #[error("{what} {path}: {source}")]
-    Read {
-        /// "certificate file" or "key file".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The PEM does not hold what it should.
-    #[error("{what} {path}: {reason}")]
-    Parse {
-        /// "certificate file" or "key file".
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The key does not belong to the leaf certificate.
-    #[error("key {key} does not match certificate {cert}: {reason}")]
-    Mismatch {
-        /// Certificate file.
-        cert: PathBuf,
-        /// Key file.
-        key: PathBuf,
-        /// rustls' reason.
-        reason: String,
-    },
-    /// The leaf certificate is outside its validity window.
-    #[error("certificate {path}: {reason}")]
-    Validity {
-        /// Certificate file.
-        path: PathBuf,
-        /// Expired or not yet valid, with the date.
-        reason: String,
+    /// The inspector refused the pair: the file and the first error it found.
+    #[error("{}: {finding}", .file.display())]
+    Refused {
+        /// The certificate or key file the finding is about.
+        file: PathBuf,
+        /// The first error-level finding.
+        finding: Box<inspect::Finding>,
     },
     /// The development certificate could not be created.
     #[error("development certificate in {dir}: {reason}")]
@@ -84,7 +58,7 @@ pub struct LoadedCert {
     /// The rustls pair.
     pub key: Arc<CertifiedKey>,
     /// DNS names and IP addresses the leaf covers.
-    pub names: Vec<String>,
+    pub names: inspect::Names,
     /// End of the leaf's validity.
     pub not_after: SystemTime,
 }
@@ -98,127 +72,33 @@ impl fmt::Debug for LoadedCert {
     }
 }
 
-/// Reads and validates a PEM chain (leaf first) and key (PKCS#8, RSA or SEC1).
-///
-/// # Errors
-/// [`TlsError`] naming the file and the problem.
-pub fn load_cert(cert_path: &Path, key_path: &Path) -> Result<LoadedCert, TlsError> {
-    let cert_pem = std::fs::read(cert_path).map_err(|source| TlsError::Read {
-        what: "certificate file",
-        path: cert_path.into(),
-        source,
-    })?;
-    let key_pem = std::fs::read(key_path).map_err(|source| TlsError::Read {
-        what: "key file",
-        path: key_path.into(),
-        source,
-    })?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Parse {
-            what: "certificate file",
-            path: cert_path.into(),
-            reason: e.to_string(),
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::Parse {
-            what: "certificate file",
-            path: cert_path.into(),
-            reason: "no CERTIFICATE block found".into(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Parse {
-        what: "key file",
-        path: key_path.into(),
-        reason: format!("no usable private key (PKCS#8, RSA or SEC1 PEM expected): {e}"),
-    })?;
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let (names, not_before, not_after) =
-        leaf_facts(&chain[0]).map_err(|reason| TlsError::Parse {
-            what: "certificate file",
-            path: cert_path.into(),
-            reason,
-        })?;
-    let certified =
-        CertifiedKey::from_der(chain, key, &provider).map_err(|e| TlsError::Mismatch {
-            cert: cert_path.into(),
-            key: key_path.into(),
-            reason: e.to_string(),
-        })?;
-    let now = SystemTime::now();
-    if now > not_after {
-        return Err(TlsError::Validity {
-            path: cert_path.into(),
-            reason: format!("expired on {}", httpdate::fmt_http_date(not_after)),
-        });
-    }
-    if now < not_before {
-        return Err(TlsError::Validity {
-            path: cert_path.into(),
-            reason: format!("not valid before {}", httpdate::fmt_http_date(not_before)),
-        });
-    }
-    Ok(LoadedCert {
-        key: Arc::new(certified),
-        names,
-        not_after,
-    })
-}
-
-/// SAN names (DNS and IP) and validity of a DER certificate.
-fn leaf_facts(der: &CertificateDer<'_>) -> Result<(Vec<String>, SystemTime, SystemTime), String> {
-    use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(der.as_ref())
-        .map_err(|e| format!("leaf certificate does not parse: {e}"))?;
-    let mut names = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for n in &san.value.general_names {
-            match n {
-                GeneralName::DNSName(d) => names.push((*d).to_owned()),
-                GeneralName::IPAddress(ip) => match ip.len() {
-                    4 => names.push(
-                        std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).unwrap_or_default())
-                            .to_string(),
-                    ),
-                    16 => names.push(
-                        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).unwrap_or_default())
-                            .to_string(),
-                    ),
-                    _ => {}
-                },
-                _ => {}
-            }
-        }
-    }
-    let to_time = |t: ASN1Time| {
-        let secs = t.timestamp();
-        if secs >= 0 {
-            SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-        } else {
-            SystemTime::UNIX_EPOCH
-        }
-    };
-    Ok((
-        names,
-        to_time(cert.validity().not_before),
-        to_time(cert.validity().not_after),
-    ))
-}
-
 /// Serves the current certificate to every client, with or without SNI (clients that
-/// connect by IP address send none). Swappable at run time.
+/// connect by IP address send none). The certificate comes from a [`ProvidesCert`] source,
+/// at start-up and on each [`CertResolver::reload`]; it is swapped only for one the
+/// inspector accepted.
 #[derive(Debug)]
 pub struct CertResolver {
+    source: Box<dyn ProvidesCert>,
     current: ArcSwap<LoadedCert>,
 }
 
 impl CertResolver {
-    /// A resolver serving `cert`.
-    #[must_use]
-    pub fn new(cert: LoadedCert) -> Self {
-        Self {
+    /// A resolver serving what `source` yields now.
+    ///
+    /// # Errors
+    /// The source's [`TlsError`] when it has no certificate to serve.
+    pub fn new(source: Box<dyn ProvidesCert>) -> Result<Self, TlsError> {
+        let cert = source.load()?;
+        Ok(Self {
+            source,
             current: ArcSwap::from_pointee(cert),
-        }
+        })
+    }
+
+    /// Where the certificates come from.
+    #[must_use]
+    pub fn source(&self) -> &dyn ProvidesCert {
+        self.source.as_ref()
     }
 
     /// The certificate now served.
@@ -227,9 +107,15 @@ impl CertResolver {
         self.current.load_full()
     }
 
-    /// Swaps in a new, already validated certificate. Live connections keep theirs.
-    pub fn set(&self, cert: LoadedCert) {
-        self.current.store(Arc::new(cert));
+    /// Loads from the source again (blocking) and swaps the result in. Live connections
+    /// keep theirs.
+    ///
+    /// # Errors
+    /// The source's [`TlsError`]; the current certificate then stays in service.
+    pub fn reload(&self) -> Result<Arc<LoadedCert>, TlsError> {
+        let cert = Arc::new(self.source.load()?);
+        self.current.store(Arc::clone(&cert));
+        Ok(cert)
     }
 }
 
@@ -324,20 +210,4 @@ impl ServerConfigs {
             _ => &self.server_order,
         }
     }
-}
-
-/// Whether a certificate's names cover `host` (exact, case-insensitive, or a `*.` wildcard
-/// for one leftmost label).
-#[must_use]
-pub fn covers(names: &[String], host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    names.iter().any(|n| {
-        let n = n.to_ascii_lowercase();
-        if let Some(suffix) = n.strip_prefix("*.") {
-            host.split_once('.')
-                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix)
-        } else {
-            n == host
-        }
-    })
 }

@@ -12,7 +12,7 @@
 //! (NIST SP 800-38D): at the 6-hour rotation below that is ~200 000 tickets a second.
 //!
 //! # Where the keys come from
-//! - [`TicketKeys::from_file`]: the key file (format in [`mod@file`]), re-read by [`watch`] when
+//! - [`TicketKeys::from_file`]: the key file (format in [`mod@file`]), re-read by [`reload`] when
 //!   it changes or on SIGHUP. Rotation is the operator's: `rampart ticket-key new`.
 //! - [`TicketKeys::in_memory`]: a random key, replaced every [`ROTATION`]; the previous key
 //!   keeps decrypting, so a ticket stays usable for one to two rotation periods. This is what
@@ -26,7 +26,7 @@
 //! This module must not log per ticket: `encrypt`/`decrypt` run on every handshake.
 
 pub mod file;
-pub mod watch;
+pub mod reload;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -184,7 +184,7 @@ enum Source {
 }
 
 /// The session-ticket key ring, shared by the rustls `ServerConfig` (as its ticketer), the
-/// reload watcher and whoever reports on it (metrics). Cheap to read on every handshake: the
+/// reload module and whoever reports on it (metrics). Cheap to read on every handshake: the
 /// ring is an `ArcSwap`, swapped whole on a reload or rotation.
 pub struct TicketKeys {
     ring: ArcSwap<Ring>,

@@ -1,14 +1,12 @@
-//! Key file reload: the file is re-read when its size, mtime or inode changes (polled, like
-//! the certificate files in [`crate::tls::reload`]) and on SIGHUP. A file that does not parse
-//! is logged at warn with the file and line and the keys in use stay; a good file swaps the
-//! ring (info: generation, key count, encrypting key id). Tickets in flight need nothing:
-//! every key still in the file keeps decrypting.
+//! Key file reload: what re-reading the file does. The reload module (server/reload.rs)
+//! calls [`reload_now`] when the file's size, mtime or inode changes (polled, like the
+//! certificate files) and on SIGHUP; nothing here listens for either. A file that does not
+//! parse is logged at warn with the file and line and the keys in use stay; a good file
+//! swaps the ring (info: generation, key count, encrypting key id). Tickets in flight need
+//! nothing: every key still in the file keeps decrypting.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
 
 use super::TicketKeys;
 
@@ -41,22 +39,16 @@ pub async fn reload_now(keys: &Arc<TicketKeys>, why: &str) -> bool {
     }
 }
 
-/// Watches the key file for changes (every `interval`; zero = SIGHUP only) and SIGHUP until
-/// `stop`. Logs the keys in use first; returns at once for in-memory keys (they rotate
-/// themselves on the encrypt path).
-pub async fn watch(keys: Arc<TicketKeys>, interval: Duration, stop: CancellationToken) {
+/// Logs the keys in use at start-up (source, generation, count, encrypting key id).
+/// Returns the key file to watch, or `None` for in-memory keys (they rotate themselves on
+/// the encrypt path).
+pub fn announce(keys: &TicketKeys) -> Option<PathBuf> {
     let ids = keys.key_ids();
     let current = ids.first().map(ToString::to_string).unwrap_or_default();
     let Some(file) = keys.file().map(Path::to_owned) else {
         tracing::info!(source = "in-memory", rotation_s = super::ROTATION.as_secs(), generation = keys.generation(), keys = ids.len(), current = %current, "session ticket keys");
-        return;
+        return None;
     };
     tracing::info!(source = "file", file = %file.display(), generation = keys.generation(), keys = ids.len(), current = %current, "session ticket keys");
-    crate::tls::reload::on_change_or_hangup(vec![file], interval, stop, "ticket key", |why| {
-        let keys = Arc::clone(&keys);
-        async move {
-            reload_now(&keys, why).await;
-        }
-    })
-    .await;
+    Some(file)
 }
