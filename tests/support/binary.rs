@@ -32,7 +32,7 @@ impl Rampart {
         let root = dir.path().join("www");
         super::copy_tree(&super::www(), &root);
         prepare(&root);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--dev-cert-dir")
@@ -57,6 +57,32 @@ impl Rampart {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start rampart");
+        Self::capture(child, dir)
+    }
+
+    /// Starts the binary with exactly `args` and `--root` over a fresh copy of www/ (no
+    /// `--listen 127.0.0.1:0`, no development CA, no default log level), and waits for the
+    /// `listening` line of its first HTTPS listener: for tests that choose every address and
+    /// the certificate source themselves (ACME).
+    pub fn start_exact(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("www");
+        super::copy_tree(&super::www(), &root);
+        let child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rampart");
+        Self::capture(child, dir)
+    }
+
+    /// Collects the child's stderr into the log and waits for its first TLS `listening`
+    /// line, which gives `addr`.
+    fn capture(mut child: Child, dir: tempfile::TempDir) -> Self {
         let log = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&log);
         let stderr = child.stderr.take().unwrap();

@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod h2raw;
+pub mod pebble;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
