@@ -193,6 +193,9 @@ fn client(root_pem: &[u8]) -> Arc<rustls::ClientConfig> {
 struct Served {
     /// The leaf's serial number (hex).
     serial: String,
+    /// The leaf's validity, Unix seconds.
+    not_before: i64,
+    not_after: i64,
     status: u16,
     body: String,
 }
@@ -215,6 +218,11 @@ async fn fetch(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> Result<S
         let (_, parsed) =
             x509_parser::parse_x509_certificate(&leaf).map_err(|e| format!("x509: {e}"))?;
         let serial = parsed.tbs_certificate.raw_serial_as_string();
+        let validity = parsed.validity();
+        let (not_before, not_after) = (
+            validity.not_before.timestamp(),
+            validity.not_after.timestamp(),
+        );
         let request = format!("GET / HTTP/1.1\r\nHost: {NAME}\r\nConnection: close\r\n\r\n");
         tls.write_all(request.as_bytes())
             .await
@@ -232,6 +240,8 @@ async fn fetch(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> Result<S
         let body = all.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
         Ok(Served {
             serial,
+            not_before,
+            not_after,
             status,
             body,
         })
@@ -387,6 +397,12 @@ async fn a_certificate_is_issued_by_tls_alpn_01_and_served_without_restart() {
     let not_after = metric(&acme, NOT_AFTER_METRIC)
         .await
         .unwrap_or_else(|| panic!("{NOT_AFTER_METRIC} in /metrics"));
+    #[allow(clippy::cast_precision_loss)]
+    let served_not_after = served.not_after as f64;
+    assert!(
+        (not_after - served_not_after).abs() < 1.0,
+        "{NOT_AFTER_METRIC} {not_after} is the served certificate's notAfter {served_not_after}"
+    );
     assert!(not_after > now_unix() + 86_400.0, "notAfter {not_after}");
     assert_private(&state);
     let mut server = acme.server;
@@ -517,6 +533,48 @@ async fn a_due_certificate_is_renewed_and_swapped_under_a_steady_client() {
     assert!(renewals >= 1.0, "{RENEWALS_SUCCESS} = {renewals}");
     let mut server = acme.server;
     server.assert_alive();
+}
+
+/// (d2) The renewal policy itself, without the test-only delay: pebble issues certificates
+/// that live `LIFETIME` seconds, and the renewal comes at about two thirds of that (with
+/// jitter): after half of the lifetime, before the old certificate expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_certificate_is_renewed_at_about_two_thirds_of_its_lifetime() {
+    const LIFETIME: i64 = 30;
+    let https = loopback(free_port());
+    let pebble = Pebble::start_with_validity(free_port(), https.port(), Some(LIFETIME as u64));
+    let config = client(&pebble.issuing_root_pem());
+    let (_dir, state) = state_dir();
+    let acme = start(&pebble, https, &state, &[]);
+    acme.server.wait_line(ISSUED, ISSUE_WITHIN).await;
+    let first = wait_served(&acme, &config, None, Duration::from_secs(5)).await;
+    // Pebble's notAfter is notBefore + lifetime - 1 s.
+    assert!(
+        (first.not_after - first.not_before - LIFETIME).abs() <= 1,
+        "{first:?}"
+    );
+
+    #[allow(clippy::cast_sign_loss)]
+    let until_expiry = Duration::from_secs((first.not_after - now_unix() as i64).max(0) as u64);
+    let renewed = wait_served(
+        &acme,
+        &config,
+        Some(&first.serial),
+        until_expiry + Duration::from_secs(2),
+    )
+    .await;
+    assert_index(&renewed);
+    #[allow(clippy::cast_possible_truncation)]
+    let at = now_unix() as i64 - first.not_before;
+    assert!(
+        at >= LIFETIME / 2,
+        "renewed {at} s into a {LIFETIME} s lifetime: too early\n{}",
+        acme.server.log()
+    );
+    assert!(
+        renewed.not_before >= first.not_before + LIFETIME / 2,
+        "{renewed:?}"
+    );
 }
 
 /// Fetches `/` five times over new connections and asserts every one got the certificate
