@@ -5,6 +5,7 @@
 //! start on errors. This module reads files and probes sockets; it never changes anything
 //! (the development certificate is reported as "will be created", not created).
 
+mod acme;
 mod cert;
 
 use std::fmt;
@@ -97,7 +98,11 @@ pub fn report(config: &Config) -> Report {
 pub fn startup_report(config: &Config) -> Report {
     let mut report = Report::default();
     settings(config, &mut report);
-    if let Some(names) = cert::certificate(config, &mut report) {
+    let names = match &config.cert {
+        crate::config::CertSource::Acme(settings) => acme::certificate(settings, &mut report),
+        _ => cert::certificate(config, &mut report),
+    };
+    if let Some(names) = names {
         cert::coverage(config, &names, &mut report);
     }
     ticket_key_file(config, &mut report);

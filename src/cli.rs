@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::sections::FileSections;
 use crate::config::types::{
-    no_stray_quotes, parse_addr, parse_cidr, parse_duration, Cidr, LogFormat, PlaintextMode,
+    no_stray_quotes, parse_addr, parse_cidr, parse_duration, AcmeChallenge, Cidr, LogFormat,
+    PlaintextMode,
 };
 
 /// rampart: an HTTPS server for single-page web apps.
@@ -121,6 +122,48 @@ pub struct ServeArgs {
     /// Optional cleartext address whose requests are redirected (308) to https://.
     #[arg(long, env = "RAMPART_HTTP_LISTEN", value_parser = parse_addr)]
     pub http_listen: Option<SocketAddr>,
+
+    /// Obtain and renew the certificate from an ACME CA (Let's Encrypt by default) for
+    /// this name; repeat for several names on one certificate. Excludes --cert/--key.
+    #[arg(long, env = "RAMPART_ACME", value_delimiter = ',', value_parser = no_stray_quotes)]
+    pub acme: Vec<String>,
+
+    /// Contact address of the ACME account (the CA writes to it about the certificates).
+    #[arg(long, env = "RAMPART_ACME_EMAIL", value_parser = no_stray_quotes)]
+    pub acme_email: Option<String>,
+
+    /// The ACME CA's directory URL, or `letsencrypt` / `letsencrypt-staging`.
+    #[arg(long, env = "RAMPART_ACME_DIRECTORY", default_value = "letsencrypt",
+          value_parser = no_stray_quotes)]
+    pub acme_directory: String,
+
+    /// Extra trust anchor (PEM) for the ACME directory's own HTTPS, for a private CA
+    /// (step-ca, Pebble).
+    #[arg(long, env = "RAMPART_ACME_CA_ROOT", value_parser = no_stray_quotes)]
+    pub acme_ca_root: Option<String>,
+
+    /// Directory of the ACME account key, certificates, keys and the fleet's lock (created
+    /// 0700, files 0600); instances of a fleet share it.
+    #[arg(long, env = "RAMPART_ACME_STATE", default_value = "acme", value_parser = no_stray_quotes)]
+    pub acme_state: String,
+
+    /// How the CA validates the names.
+    #[arg(long, env = "RAMPART_ACME_CHALLENGE", value_parser = acme_challenge(),
+          default_value_t = AcmeChallenge::TlsAlpn01)]
+    pub acme_challenge: AcmeChallenge,
+
+    /// External Account Binding key id, for a CA that requires one.
+    #[arg(long, env = "RAMPART_ACME_EAB_KID", value_parser = no_stray_quotes)]
+    pub acme_eab_kid: Option<String>,
+
+    /// External Account Binding HMAC key (base64url, as the CA gives it).
+    #[arg(long, env = "RAMPART_ACME_EAB_HMAC_KEY", value_parser = no_stray_quotes)]
+    pub acme_eab_hmac_key: Option<String>,
+
+    /// Test-only: renew this long after a certificate was issued instead of at two thirds
+    /// of its lifetime.
+    #[arg(long, env = "RAMPART_ACME_RENEW_AFTER", hide = true, value_parser = parse_duration)]
+    pub acme_renew_after: Option<Duration>,
 
     /// Set SO_REUSEPORT on the listeners, so that a new rampart can bind the same addresses
     /// and take over before this one is stopped (zero-downtime restart).
@@ -251,6 +294,12 @@ pub struct ServeArgs {
 fn log_format() -> impl TypedValueParser<Value = LogFormat> {
     let words = LogFormat::ALL.map(|f| PossibleValue::new(f.as_str()).help(f.description()));
     PossibleValuesParser::new(words).try_map(|word| word.parse::<LogFormat>())
+}
+
+/// `--acme-challenge`: the words of [`AcmeChallenge`] as clap's possible values.
+fn acme_challenge() -> impl TypedValueParser<Value = AcmeChallenge> {
+    let words = AcmeChallenge::ALL.map(|m| PossibleValue::new(m.as_str()).help(m.description()));
+    PossibleValuesParser::new(words).try_map(|word| word.parse::<AcmeChallenge>())
 }
 
 /// `--plaintext`: the words of [`PlaintextMode`] as clap's possible values.

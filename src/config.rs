@@ -10,14 +10,16 @@
 #[cfg(feature = "cli")]
 pub mod file;
 // Read only through the config file (feature `cli`); the types stay for embedders.
+pub mod acme;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub mod sections;
 pub mod types;
 
+pub use acme::AcmeSettings;
 #[cfg(feature = "cli")]
 pub use file::parse_args;
 pub use sections::{FileSections, HeaderRule, RedirectRule};
-pub use types::{Cidr, LogFormat, PlaintextMode};
+pub use types::{AcmeChallenge, Cidr, LogFormat, PlaintextMode};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +46,8 @@ pub enum CertSource {
         /// Directory holding `ca.pem`, `cert.pem`, `key.pem`.
         dir: PathBuf,
     },
+    /// Obtained and renewed from an ACME CA (src/acme/).
+    Acme(AcmeSettings),
 }
 
 /// Validated server configuration. [`Config::new`] gives the defaults of `rampart serve`.
@@ -176,17 +180,76 @@ impl Config {
     /// given.
     #[cfg(feature = "cli")]
     pub fn from_cli_unvalidated(args: &ServeArgs) -> Result<Self> {
-        let cert = match (&args.cert, &args.key) {
-            (Some(cert), Some(key)) => CertSource::Files {
+        let acme = (!args.acme.is_empty()).then(|| AcmeSettings {
+            domains: args.acme.clone(),
+            email: args.acme_email.clone(),
+            directory: acme::directory_url(&args.acme_directory),
+            ca_root: args.acme_ca_root.as_ref().map(PathBuf::from),
+            state_dir: PathBuf::from(&args.acme_state),
+            challenge: args.acme_challenge,
+            eab: match (&args.acme_eab_kid, &args.acme_eab_hmac_key) {
+                (Some(kid), Some(key)) => Some((kid.clone(), key.clone())),
+                _ => None,
+            },
+            renew_after: args.acme_renew_after,
+        });
+        match (&args.acme_eab_kid, &args.acme_eab_hmac_key, &acme) {
+            (Some(kid), None, _) => {
+                return Err(Problem::invalid(
+                    "--acme-eab-kid",
+                    kid,
+                    "needs --acme-eab-hmac-key (the binding's key) too",
+                )
+                .into())
+            }
+            (None, Some(_), _) => {
+                return Err(Problem::invalid(
+                    "--acme-eab-hmac-key",
+                    "(hidden)",
+                    "needs --acme-eab-kid (the binding's key id) too",
+                )
+                .into())
+            }
+            (Some(kid), Some(_), None) => {
+                return Err(Problem::invalid(
+                    "--acme-eab-kid",
+                    kid,
+                    "has no effect without --acme (the names to obtain a certificate for)",
+                )
+                .into())
+            }
+            _ => {}
+        }
+        if let (Some(acme), Some(flag)) = (
+            &acme,
+            args.cert
+                .as_ref()
+                .map(|_| "--cert")
+                .or(args.key.as_ref().map(|_| "--key")),
+        ) {
+            return Err(Problem::invalid(
+                flag,
+                args.cert.as_ref().or(args.key.as_ref()).map_or("", |v| v),
+                format!(
+                    "conflicts with --acme {}: the certificate comes either from files or from \
+                     an ACME CA, not both",
+                    acme.domains.join(",")
+                ),
+            )
+            .into());
+        }
+        let cert = match (&args.cert, &args.key, acme) {
+            (_, _, Some(acme)) => CertSource::Acme(acme),
+            (Some(cert), Some(key), None) => CertSource::Files {
                 cert: cert.into(),
                 key: key.into(),
             },
-            (Some(cert), None) => {
+            (Some(cert), None, None) => {
                 return Err(
                     Problem::invalid("--cert", cert, "needs --key (its private key) too").into(),
                 )
             }
-            (None, Some(key)) => {
+            (None, Some(key), None) => {
                 return Err(Problem::invalid(
                     "--key",
                     key,
@@ -194,7 +257,7 @@ impl Config {
                 )
                 .into())
             }
-            (None, None) => CertSource::Dev {
+            (None, None, None) => CertSource::Dev {
                 dir: PathBuf::from(&args.dev_cert_dir),
             },
         };
@@ -286,6 +349,9 @@ impl Config {
     #[must_use]
     pub fn setting_problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
+        if let CertSource::Acme(acme) = &self.cert {
+            out.extend(acme.problems(self.http_listen.is_some()));
+        }
         if self.listen.is_empty() {
             out.push(Problem::invalid(
                 "--listen",

@@ -357,6 +357,18 @@ metrics! {
         /// Times an idle HTTP/1.1 connection parked (server/h1.rs).
         connections_parked: u64, log connections_parked;
     }
+    "rampart_acme_renewals_total" counter
+    "ACME orders by result (success: a certificate issued and served; failure: retried with backoff)." {
+        /// ACME orders that issued a certificate (acme/).
+        acme_renewals_success: u64 {result = "success"}, log acme_issued;
+        /// ACME orders that failed (the previous certificate, if any, kept serving).
+        acme_renewals_failure: u64 {result = "failure"}, log acme_failed;
+    }
+    "rampart_acme_next_renewal_seconds" gauge
+    "When the ACME certificate is next due for renewal, as a unix timestamp (0 without --acme or before the first certificate)." {
+        /// When the ACME certificate is next due, unix seconds.
+        acme_next_renewal: u64;
+    }
     "rampart_connection_panics_total" counter
     "Connection tasks that panicked (a bug; the server kept serving)." {
         /// Connection tasks that panicked (a bug; the server kept serving).

@@ -666,3 +666,72 @@ fn a_missing_empty_or_garbled_ticket_key_file_is_an_error() {
         "{out}"
     );
 }
+
+#[test]
+fn acme_settings_are_checked_and_exclude_certificate_files() {
+    let dir = site();
+    // --acme and --cert/--key: one source of certificates, named in the error.
+    let (leaf, inter, key) = good_chain();
+    write_pair(dir.path(), &[&leaf, &inter], &key);
+    let o = with_pair("check", dir.path(), &["--acme", "example.com"]);
+    assert_fails(&o, &["--cert", "conflicts with --acme example.com"]);
+    // Names a CA cannot validate, http-01 without its listener, a plain-http directory.
+    let o = rampart(
+        &[
+            "check",
+            "--root",
+            "www",
+            "--listen",
+            "127.0.0.1:0",
+            "--acme",
+            "*.example.com",
+            "--acme",
+            "localhost",
+            "--acme-challenge",
+            "http-01",
+            "--acme-directory",
+            "http://ca.internal/directory",
+        ],
+        dir.path(),
+        &[],
+    );
+    assert_fails(
+        &o,
+        &[
+            "error  --acme *.example.com: is a wildcard: a CA validates wildcards only by DNS-01",
+            "error  --acme localhost: is not a fully qualified DNS name",
+            "error  --acme-challenge http-01: needs --http-listen",
+            "error  --acme-directory http://ca.internal/directory: must be https://",
+        ],
+    );
+    // A good setting: the state directory will be created, nothing is stored yet, and the
+    // listen IP (which no ACME certificate covers) is not warned about.
+    let o = rampart(
+        &[
+            "check",
+            "--root",
+            "www",
+            "--listen",
+            "127.0.0.1:0",
+            "--acme",
+            "example.com",
+            "--acme",
+            "www.example.com",
+            "--acme-email",
+            "ops@example.com",
+        ],
+        dir.path(),
+        &[],
+    );
+    let all = assert_passes(
+        &o,
+        &[
+            "--acme example.com,www.example.com: the certificate comes from https://acme-v02.api.letsencrypt.org/directory by tls-alpn-01",
+            "--acme-state acme: will be created (0700)",
+            "no certificate stored yet: it is ordered at start",
+            "rampart serve would start",
+        ],
+    );
+    assert!(!all.contains("does not cover 127.0.0.1"), "{all}");
+    assert!(!dir.path().join("acme").exists(), "check creates nothing");
+}

@@ -148,7 +148,12 @@ async fn metrics_count_a_known_mix_of_traffic_exactly() {
     assert_eq!(m["rampart_connections_total"], 0.0, "{before}");
     assert_eq!(m["rampart_assets_generation"], 1.0);
     assert!(m["rampart_assets_files"] >= 5.0, "{before}");
-    let not_after = m["rampart_certificate_not_after_seconds"];
+    // One sample per name of the development certificate.
+    let not_after = m["rampart_certificate_not_after_seconds{name=\"localhost\"}"];
+    assert_eq!(
+        m["rampart_certificate_not_after_seconds{name=\"127.0.0.1\"}"],
+        not_after
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

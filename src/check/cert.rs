@@ -18,6 +18,8 @@ pub(super) fn certificate(config: &Config, report: &mut Report) -> Option<Names>
             let key_label = format!("--key {}", key.display());
             files(cert, key, &cert_label, &key_label, report)
         }
+        // Checked by check/acme.rs (check.rs dispatches it there).
+        CertSource::Acme(_) => None,
         CertSource::Dev { dir } => {
             let label = format!("--dev-cert-dir {}", dir.display());
             if devcert::reusable(dir) {
@@ -55,7 +57,7 @@ pub(super) fn certificate(config: &Config, report: &mut Report) -> Option<Names>
 }
 
 /// The inspector's findings about a pair, each under the flag of its file.
-fn files(
+pub(super) fn files(
     cert_path: &std::path::Path,
     key_path: &std::path::Path,
     cert_label: &str,
@@ -89,7 +91,13 @@ pub(super) fn coverage(config: &Config, names: &Names, report: &mut Report) {
             );
         }
     }
-    for addr in &config.listen {
+    // A CA issues ACME certificates for names only: an IP address is never covered.
+    let listen = if matches!(config.cert, CertSource::Acme(_)) {
+        &[][..]
+    } else {
+        &config.listen[..]
+    };
+    for addr in listen {
         let subject = format!("--listen {addr}");
         let ip = addr.ip();
         if ip.is_unspecified() {

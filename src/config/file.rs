@@ -32,7 +32,8 @@ pub use crate::problem::FileProblem;
 
 /// Flags that are not file keys: the file's own path, and a negation whose positive form
 /// (`spa = false`) says the same.
-const NOT_KEYS: [&str; 2] = ["config", "no-spa"];
+// `acme-renew-after` is a hidden, test-only flag: not a setting a file should carry.
+const NOT_KEYS: [&str; 3] = ["config", "no-spa", "acme-renew-after"];
 
 /// Declares the file's keys: one optional, spanned TOML value per flag. A unit test keeps
 /// this list and [`ServeArgs`] in step.
@@ -71,6 +72,14 @@ file_keys!(
     dev_cert_dir,
     server_name,
     http_listen,
+    acme,
+    acme_email,
+    acme_directory,
+    acme_ca_root,
+    acme_state,
+    acme_challenge,
+    acme_eab_kid,
+    acme_eab_hmac_key,
     reuse_port,
     metrics_listen,
     proxy_protocol,

@@ -74,6 +74,40 @@ impl PlaintextMode {
     }
 }
 
+/// How the ACME CA validates that rampart answers for a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// RFC 8737: a TLS handshake with ALPN `acme-tls/1` on the HTTPS listeners (port 443
+    /// for a public CA) gets a certificate that carries the answer.
+    TlsAlpn01,
+    /// RFC 8555 8.3: `GET /.well-known/acme-challenge/TOKEN` on the cleartext listener
+    /// (`--http-listen`, port 80 for a public CA).
+    Http01,
+}
+
+impl AcmeChallenge {
+    /// Every challenge type, in the order `--help` lists them.
+    pub const ALL: [Self; 2] = [Self::TlsAlpn01, Self::Http01];
+
+    /// The word that names it (`tls-alpn-01`, `http-01`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TlsAlpn01 => "tls-alpn-01",
+            Self::Http01 => "http-01",
+        }
+    }
+
+    /// One line for `--help`.
+    #[must_use]
+    pub const fn description(self) -> &'static str {
+        match self {
+            Self::TlsAlpn01 => "Answered on the HTTPS listeners (ALPN acme-tls/1)",
+            Self::Http01 => "Answered on --http-listen (/.well-known/acme-challenge/)",
+        }
+    }
+}
+
 /// Implements `FromStr` (exact, case-sensitive words) and `Display` for a word enum.
 macro_rules! words {
     ($ty:ty, $what:literal) => {
@@ -101,6 +135,7 @@ macro_rules! words {
 
 words!(LogFormat, "a log format");
 words!(PlaintextMode, "a plaintext mode");
+words!(AcmeChallenge, "an ACME challenge type");
 
 /// Refuses values wrapped in quotes or padded with whitespace: a config that writes
 /// `"0.0.0.0:443"` with its quotes is a mistake to report, never to guess around.

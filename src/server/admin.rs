@@ -85,6 +85,10 @@ fn respond<B>(req: &Request<B>, shared: &Shared, site: &Site) -> Response<Body> 
         "/readyz" if shared.draining.load(Ordering::Relaxed) => {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
         }
+        "/readyz" if shared.resolver.current().is_none() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no certificate yet (ACME order in progress)\n",
+        ),
         "/readyz" => text(StatusCode::OK, "ready\n"),
         _ => text(StatusCode::NOT_FOUND, "/metrics, /healthz, /readyz\n"),
     }
@@ -110,8 +114,9 @@ pub(crate) struct Gauges {
     pub(crate) asset_files: u64,
     pub(crate) asset_bytes: u64,
     pub(crate) asset_generation: u64,
-    /// The served certificate's notAfter, as a unix timestamp.
-    pub(crate) cert_not_after: u64,
+    /// The served certificate's notAfter as a unix timestamp, one sample per name it
+    /// covers (`name="..."`); none before the first certificate (ACME).
+    pub(crate) cert_not_after: Vec<(String, u64)>,
     pub(crate) ticket_key_generation: u64,
     pub(crate) draining: bool,
 }
@@ -125,9 +130,18 @@ fn gauges(shared: &Shared, site: &Site) -> Gauges {
         cert_not_after: shared
             .resolver
             .current()
-            .not_after
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+            .map(|c| {
+                let at = c
+                    .not_after
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                c.names
+                    .0
+                    .iter()
+                    .map(|n| (format!("name=\"{}\"", label_value(&n.to_string())), at))
+                    .collect()
+            })
+            .unwrap_or_default(),
         ticket_key_generation: shared.ticket_keys.generation(),
         draining: shared.draining.load(Ordering::Relaxed),
     }
@@ -185,8 +199,11 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
     family(
         "rampart_certificate_not_after_seconds",
         "gauge",
-        "The served certificate's notAfter as a unix timestamp.",
-        &[("", g.cert_not_after)],
+        "The served certificate's notAfter as a unix timestamp, by name it covers.",
+        &g.cert_not_after
+            .iter()
+            .map(|(l, v)| (l.as_str(), *v))
+            .collect::<Vec<_>>(),
     );
     family(
         "rampart_ticket_key_generation",
@@ -224,6 +241,13 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
 }
 
 /// Writes one family: its `# HELP` and `# TYPE` lines, then a line per `(labels, value)`.
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn write_family(
     out: &mut String,
     name: &str,

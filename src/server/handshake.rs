@@ -513,8 +513,11 @@ fn handshake_failed(
     let Some(suppressed) = shared.warn_limit.allow() else {
         return;
     };
-    let names = shared.resolver.current().names.to_string();
-    let sni_covered = sni.is_some_and(|s| shared.resolver.current().names.covers(s));
+    let current = shared.resolver.current();
+    let names = current
+        .as_ref()
+        .map_or_else(|| "none yet".to_owned(), |c| c.names.to_string());
+    let sni_covered = sni.is_some_and(|s| current.as_ref().is_some_and(|c| c.names.covers(s)));
     tracing::warn!(
         %peer,
         sni = sni.unwrap_or("none"),

@@ -33,6 +33,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use crate::acme::challenge::Challenges;
+use crate::acme::renewal::Renewal;
+use crate::acme::state::StateDir;
+use crate::acme::{AcmeSource, Progress};
 use crate::app::{AssetService, Site};
 use crate::config::{CertSource, Config};
 use crate::config::{Cidr, PlaintextMode};
@@ -84,6 +88,9 @@ pub(crate) struct Shared {
     /// File bytes read for responses and not yet sent, all connections together (each
     /// connection has its own share of it, app/budget.rs).
     pub(crate) send_pool: crate::app::SendPool,
+    /// With `--acme`: the pending challenge answers (acme/challenge.rs), answered by the
+    /// handshake (tls-alpn-01) and the cleartext listener (http-01).
+    pub(crate) acme_challenges: Option<Arc<Challenges>>,
 }
 
 /// How the drain went.
@@ -104,6 +111,8 @@ pub struct Server {
     site: Arc<Site>,
     dev_cert: Option<DevCert>,
     semaphore: Arc<Semaphore>,
+    /// With `--acme`: the renewal task, started by [`Server::run`].
+    acme: Option<Renewal>,
 }
 
 impl std::fmt::Debug for Server {
@@ -122,6 +131,7 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Self> {
         // Every setting, the root, the certificate chain and names: all failures at once.
         crate::check::startup(&config)?;
+        let mut acme = None;
         let (source, dev_cert): (Box<dyn tls::ProvidesCert>, _) = match &config.cert {
             CertSource::Files { cert, key } => (
                 Box::new(tls::source::Files {
@@ -134,8 +144,25 @@ impl Server {
                 let dev = tls::devcert::ensure(dir)?;
                 (Box::new(dev.clone()), Some(dev))
             }
+            CertSource::Acme(settings) => {
+                let state = StateDir::open(&settings.state_dir).map_err(|source| Error::Other {
+                    context: format!("--acme-state {}", settings.state_dir.display()),
+                    source,
+                })?;
+                let progress = Arc::new(Progress::default());
+                let (cert, key) = state.cert_paths(&settings.domains);
+                let source =
+                    AcmeSource::new(settings.domains.clone(), cert, key, Arc::clone(&progress));
+                acme = Some((settings.clone(), state, progress));
+                (Box::new(source), None)
+            }
         };
-        let resolver = Arc::new(CertResolver::new(source)?);
+        // ACME's first start has no certificate yet: the resolver starts without one.
+        let resolver = Arc::new(if acme.is_some() {
+            CertResolver::pending(source)
+        } else {
+            CertResolver::new(source)?
+        });
         let ticket_keys = Arc::new(match &config.ticket_key_file {
             Some(path) => TicketKeys::from_file(path).map_err(tls::TlsError::from)?,
             None => TicketKeys::in_memory(tls::ticket::ROTATION).map_err(tls::TlsError::from)?,
@@ -170,12 +197,21 @@ impl Server {
             listen::warn_without_migration();
         }
         let https_port = listeners[0].0.local_addr().map_or(443, |a| a.port());
+        let metrics = Arc::new(Metrics::default());
+        let acme = acme.map(|(settings, state, progress)| Renewal {
+            challenges: Arc::new(Challenges::new(Some(state.challenges()))),
+            settings,
+            state,
+            resolver: Arc::clone(&resolver),
+            progress,
+            metrics: Arc::clone(&metrics),
+        });
         let shared = Arc::new(Shared {
             tls: tls::ServerConfigs::new(tls_config),
             resolver,
             ticket_keys,
             app: AssetService::new(Arc::clone(&site)),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             tokens: ShutdownTokens::default(),
             tracker: TaskTracker::new(),
             limits: Limits {
@@ -195,6 +231,7 @@ impl Server {
             trusted_proxies: config
                 .proxy_protocol
                 .then(|| config.trusted_proxies.clone()),
+            acme_challenges: acme.as_ref().map(|a| Arc::clone(&a.challenges)),
         });
         let semaphore = Arc::new(Semaphore::new(config.max_connections));
         Ok(Self {
@@ -205,6 +242,7 @@ impl Server {
             site,
             dev_cert,
             semaphore,
+            acme,
         })
     }
 
@@ -272,8 +310,12 @@ impl Server {
             shared,
             site,
             semaphore,
+            acme,
             ..
         } = self;
+        if let Some(renewal) = acme {
+            tokio::spawn(renewal.run(shared.tokens.graceful.child_token()));
+        }
         // SIGHUP and changed files: the certificate, the ticket keys, the site.
         reload::spawn(
             reload::Targets {

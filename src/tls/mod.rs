@@ -15,10 +15,11 @@ pub mod ticket;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
@@ -47,6 +48,9 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
+    /// A source has no certificate yet (ACME: not issued yet), with the reason.
+    #[error("{0}")]
+    NotYet(String),
     /// The session-ticket key file (or key generation) failed.
     #[error("{0}")]
     TicketKey(#[from] ticket::TicketKeyError),
@@ -75,11 +79,15 @@ impl fmt::Debug for LoadedCert {
 /// Serves the current certificate to every client, with or without SNI (clients that
 /// connect by IP address send none). The certificate comes from a [`ProvidesCert`] source,
 /// at start-up and on each [`CertResolver::reload`]; it is swapped only for one the
-/// inspector accepted.
+/// inspector accepted. A resolver made by [`CertResolver::pending`] may have none yet (an
+/// ACME certificate not issued yet): handshakes then fail, and the reason is logged (at
+/// most once a second).
 #[derive(Debug)]
 pub struct CertResolver {
     source: Box<dyn ProvidesCert>,
-    current: ArcSwap<LoadedCert>,
+    current: ArcSwapOption<LoadedCert>,
+    /// Seconds since the epoch of the last "no certificate" log line.
+    missing_logged: AtomicU64,
 }
 
 impl CertResolver {
@@ -91,8 +99,21 @@ impl CertResolver {
         let cert = source.load()?;
         Ok(Self {
             source,
-            current: ArcSwap::from_pointee(cert),
+            current: ArcSwapOption::from_pointee(cert),
+            missing_logged: AtomicU64::new(0),
         })
+    }
+
+    /// A resolver serving what `source` yields now, or nothing until a
+    /// [`CertResolver::reload`] finds a certificate (the first start of ACME).
+    #[must_use]
+    pub fn pending(source: Box<dyn ProvidesCert>) -> Self {
+        let cert = source.load().ok().map(Arc::new);
+        Self {
+            source,
+            current: ArcSwapOption::new(cert),
+            missing_logged: AtomicU64::new(0),
+        }
     }
 
     /// Where the certificates come from.
@@ -101,9 +122,10 @@ impl CertResolver {
         self.source.as_ref()
     }
 
-    /// The certificate now served.
+    /// The certificate now served; `None` before the first one (see
+    /// [`CertResolver::pending`]).
     #[must_use]
-    pub fn current(&self) -> Arc<LoadedCert> {
+    pub fn current(&self) -> Option<Arc<LoadedCert>> {
         self.current.load_full()
     }
 
@@ -114,14 +136,27 @@ impl CertResolver {
     /// The source's [`TlsError`]; the current certificate then stays in service.
     pub fn reload(&self) -> Result<Arc<LoadedCert>, TlsError> {
         let cert = Arc::new(self.source.load()?);
-        self.current.store(Arc::clone(&cert));
+        self.current.store(Some(Arc::clone(&cert)));
         Ok(cert)
     }
 }
 
 impl ResolvesServerCert for CertResolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(&self.current.load().key))
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(cert) = self.current.load().as_ref() {
+            return Some(Arc::clone(&cert.key));
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.missing_logged.swap(now, Ordering::Relaxed) != now {
+            tracing::warn!(
+                sni = hello.server_name().unwrap_or("none"),
+                "{}",
+                self.source.missing()
+            );
+        }
+        None
     }
 }
 

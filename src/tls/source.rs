@@ -9,9 +9,10 @@
 //! re-read when the reload module (server/reload.rs) sees one of their [`ProvidesCert::files`]
 //! change, or on SIGHUP.
 //!
-//! The slot for ACME: an ACME client would be a third implementor, whose `load` returns the
-//! last issued certificate from its store (after the same inspection) and whose renewal task
-//! asks the resolver to reload when a new one is issued. Nothing here has to change for it.
+//! The third implementor is ACME (`crate::acme::AcmeSource`): its `load` returns the last
+//! issued certificate from the state directory (after the same inspection), its renewal
+//! task asks the resolver to reload when a new one is issued, and a resolver may start
+//! without one ([`super::CertResolver::pending`]) until the first is issued.
 //!
 //! A source must not log or swap anything itself: loading is a pure read, run on the
 //! blocking pool by whoever reloads.
@@ -34,6 +35,13 @@ pub trait ProvidesCert: fmt::Display + fmt::Debug + Send + Sync {
     /// Files whose change means a new certificate may be waiting (polled by the reload
     /// module). None for a source that is told to reload some other way.
     fn files(&self) -> Vec<PathBuf>;
+
+    /// Why there is no certificate to serve yet, for the log line of a handshake that
+    /// fails for it (only a source a resolver may start without, see
+    /// [`super::CertResolver::pending`], is ever asked).
+    fn missing(&self) -> String {
+        format!("no certificate loaded from {self}")
+    }
 }
 
 /// A PEM chain (leaf first) and key (PKCS#8, RSA or SEC1) on disk.
