@@ -58,6 +58,7 @@
 //! [`app::AssetService`] is the asset-serving tower `Service` on its own, for use inside
 //! another hyper or axum server. See `examples/embed.rs`.
 
+pub mod acme;
 pub mod app;
 pub mod check;
 #[cfg(feature = "cli")]
