@@ -19,6 +19,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
 
+/// The ALPN protocol a CA offers, alone, to validate a TLS-ALPN-01 challenge (RFC 8737
+/// section 6.2).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 /// The sub-directory of the shared directory that holds HTTP-01 answers, one file per token.
 const HTTP_DIR: &str = "http-01";
 /// The sub-directory that holds TLS-ALPN-01 answers, one file per domain.

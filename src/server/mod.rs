@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use crate::acme::challenge::Challenges;
 use crate::app::{AssetService, Site};
 use crate::config::{CertSource, Config};
 use crate::config::{Cidr, PlaintextMode};
@@ -84,6 +85,9 @@ pub(crate) struct Shared {
     /// File bytes read for responses and not yet sent, all connections together (each
     /// connection has its own share of it, app/budget.rs).
     pub(crate) send_pool: crate::app::SendPool,
+    /// The answers to an ACME CA's pending challenges (TLS-ALPN-01 on the HTTPS
+    /// listeners, HTTP-01 on `--http-listen`); `None` unless ACME is on.
+    pub(crate) acme_challenges: Option<Arc<Challenges>>,
 }
 
 /// How the drain went.
@@ -195,6 +199,7 @@ impl Server {
             trusted_proxies: config
                 .proxy_protocol
                 .then(|| config.trusted_proxies.clone()),
+            acme_challenges: None,
         });
         let semaphore = Arc::new(Semaphore::new(config.max_connections));
         Ok(Self {
@@ -250,6 +255,23 @@ impl Server {
     #[must_use]
     pub fn ticket_keys(&self) -> Arc<TicketKeys> {
         Arc::clone(&self.shared.ticket_keys)
+    }
+
+    /// The ACME challenge answers this server gives, if any.
+    #[must_use]
+    pub fn acme_challenges(&self) -> Option<Arc<Challenges>> {
+        self.shared.acme_challenges.clone()
+    }
+
+    /// Answers the ACME challenges that `challenges` holds: TLS-ALPN-01 on the HTTPS
+    /// listeners, HTTP-01 on the `--http-listen` port. For an embedder that runs its own
+    /// ACME client; call it before [`Server::run`].
+    pub fn set_acme_challenges(&mut self, challenges: Arc<Challenges>) {
+        // Until `run`, the server is the only holder of its shared state (connection tasks
+        // take their references when the accept loops start).
+        let shared = Arc::get_mut(&mut self.shared)
+            .expect("no connection holds the shared state before Server::run");
+        shared.acme_challenges = Some(challenges);
     }
 
     /// The served site (asset table).
