@@ -14,6 +14,8 @@
 //!       │ in memory or a fleet's --ticket-key-file), swappable cert taken from a certificate
 //!       │ source (tls/source.rs: files, the development CA; ACME would be one more) and
 //!       │ accepted only if the inspector (tls/inspect.rs) finds no error)
+//!       │ ClientHello offering acme-tls/1 (ACME on) ─> the TLS-ALPN-01 answer for its SNI
+//!       │ (acme/challenge.rs) and close_notify, or a refused handshake; never HTTP
 //!       HTTP/1.1 (server/h1.rs) or HTTP/2 (server/h2.rs) by ALPN (protocol.rs), each a hyper
 //!       │ connection run by server/driver.rs, which carries out server/policy.rs: the
 //!       │ connection's phase (serving, awaiting its first request at shutdown, draining,

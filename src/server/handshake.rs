@@ -1,7 +1,9 @@
 //! Everything before the TLS session: the PROXY header from a trusted load balancer (with
 //! `--proxy-protocol`), the sniff (TLS, plaintext HTTP or garbage), the plaintext answer and
 //! the TLS handshake, under one deadline, with the failure classes and their (rate-limited)
-//! log lines. A client that connected before shutdown still gets its handshake.
+//! log lines. A ClientHello offering `acme-tls/1` (a CA validating a TLS-ALPN-01 challenge,
+//! with ACME on) gets the challenge certificate and is closed, never served. A client that
+//! connected before shutdown still gets its handshake.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,13 +14,16 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::StartHandshake;
 
 use super::io::{close_gracefully, Prefixed};
 use super::policy::SHUTDOWN_GRACE;
 use super::sniff::{self, Sniff};
 use super::{plaintext, proxy, Kind, Shared};
+use crate::acme::challenge::{Challenges, ACME_TLS_ALPN};
 use crate::config::PlaintextMode;
 use crate::telemetry::{FailureClass, Metrics};
+use crate::tls;
 
 /// The established session, boxed: moved by value through the serving futures (rustc keeps
 /// a copy per async fn), a 1.3 KiB stream would otherwise be counted several times over.
@@ -282,6 +287,22 @@ impl<'a> Opening<'a> {
             .alpn()
             .map(|a| a.map(|p| String::from_utf8_lossy(p).into_owned()).collect())
             .unwrap_or_default();
+        if let Some(challenges) = &shared.acme_challenges {
+            if hello
+                .alpn()
+                .is_some_and(|mut a| a.any(|p| p == ACME_TLS_ALPN))
+            {
+                let validation = AcmeValidation {
+                    shared,
+                    challenges,
+                    peer,
+                    deadline,
+                    sni,
+                };
+                Box::pin(validation.answer(start)).await;
+                return None;
+            }
+        }
         let config = Arc::clone(shared.tls.for_hello(&hello));
         let mut accept = start.into_stream(config);
         if let Some(io) = accept.get_mut() {
@@ -320,6 +341,89 @@ impl<'a> Opening<'a> {
             }
         };
         Some((Box::new(tls), sni, peer))
+    }
+}
+
+/// A ClientHello offering `acme-tls/1`: a CA validating a TLS-ALPN-01 challenge (RFC 8737)
+/// for its SNI. It gets the challenge certificate and then close_notify, never HTTP; without
+/// an answer for the name its handshake is refused (no certificate).
+struct AcmeValidation<'a> {
+    shared: &'a Shared,
+    challenges: &'a Arc<Challenges>,
+    peer: SocketAddr,
+    deadline: Instant,
+    sni: Option<String>,
+}
+
+impl AcmeValidation<'_> {
+    /// Completes the handshake with the answer (or refuses it), then closes.
+    async fn answer(self, start: StartHandshake<Prefixed<TcpStream>>) {
+        let Self {
+            shared,
+            challenges,
+            peer,
+            deadline,
+            sni,
+        } = self;
+        // The answer may come from the shared directory (a file read, on another host's
+        // volume perhaps): off the async workers.
+        let answer = match sni.clone() {
+            Some(name) => {
+                let challenges = Arc::clone(challenges);
+                let lookup = tokio::task::spawn_blocking(move || challenges.tls_alpn_answer(&name));
+                match before_tls(shared, deadline, lookup).await {
+                    Ok(found) => found.ok().flatten(),
+                    Err(cut) => return validation_cut(shared, peer, sni.as_deref(), cut),
+                }
+            }
+            None => None,
+        };
+        let domain = sni.as_deref().unwrap_or("none");
+        let found = answer.is_some();
+        if !found {
+            shared.metrics.failure(FailureClass::AlertSent);
+            tracing::debug!(%peer, domain, "no tls-alpn-01 answer for this name: handshake refused");
+        }
+        let provider = Arc::clone(shared.tls.server_order.crypto_provider());
+        let config = match tls::challenge_config(provider, answer) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(%peer, domain, error = %e, "tls-alpn-01 configuration refused (a bug)");
+                return;
+            }
+        };
+        match before_tls(shared, deadline, start.into_stream(config)).await {
+            Ok(Ok(tls)) => {
+                tracing::info!(%peer, domain, "answered a tls-alpn-01 challenge");
+                Box::pin(close_gracefully(tls, false)).await;
+            }
+            // Refused as intended (the access_denied alert has gone out): counted above.
+            Ok(Err(_)) if !found => {}
+            Ok(Err(e)) => {
+                let (class, why) = classify_error(&e);
+                let alpn = [String::from_utf8_lossy(ACME_TLS_ALPN).into_owned()];
+                handshake_failed(shared, peer, sni.as_deref(), Some(&alpn), class, &why);
+            }
+            Err(cut) => validation_cut(shared, peer, sni.as_deref(), cut),
+        }
+    }
+}
+
+/// A TLS-ALPN-01 validation cut short by the deadline or shutdown.
+fn validation_cut(shared: &Shared, peer: SocketAddr, sni: Option<&str>, cut: Cut) {
+    match cut {
+        Cut::Timeout => {
+            let alpn = [String::from_utf8_lossy(ACME_TLS_ALPN).into_owned()];
+            handshake_failed(
+                shared,
+                peer,
+                sni,
+                Some(&alpn),
+                FailureClass::Timeout,
+                "tls-alpn-01 handshake did not complete in time",
+            );
+        }
+        Cut::Shutdown => closed_at_shutdown(peer),
     }
 }
 

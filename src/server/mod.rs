@@ -290,6 +290,23 @@ impl Server {
         Arc::clone(&self.shared.ticket_keys)
     }
 
+    /// The ACME challenge answers this server gives, if any.
+    #[must_use]
+    pub fn acme_challenges(&self) -> Option<Arc<Challenges>> {
+        self.shared.acme_challenges.clone()
+    }
+
+    /// Answers the ACME challenges that `challenges` holds: TLS-ALPN-01 on the HTTPS
+    /// listeners, HTTP-01 on the `--http-listen` port. For an embedder that runs its own
+    /// ACME client; call it before [`Server::run`].
+    pub fn set_acme_challenges(&mut self, challenges: Arc<Challenges>) {
+        // Until `run`, the server is the only holder of its shared state (connection tasks
+        // take their references when the accept loops start).
+        let shared = Arc::get_mut(&mut self.shared)
+            .expect("no connection holds the shared state before Server::run");
+        shared.acme_challenges = Some(challenges);
+    }
+
     /// The served site (asset table).
     #[must_use]
     pub fn site(&self) -> Arc<Site> {

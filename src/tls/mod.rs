@@ -4,7 +4,8 @@
 //! a sharded session cache for session-ID resumption and the ticket key ring ([`ticket`]:
 //! a shared key file or rotating in-memory keys) for stateless resumption. Certificates are
 //! validated by [`inspect`] (the one reader of chain and key, which `rampart check` uses
-//! too) before they are ever used.
+//! too) before they are ever used. [`challenge_config`] is the configuration that presents
+//! an ACME TLS-ALPN-01 answer instead.
 
 pub mod devcert;
 pub mod inspect;
@@ -244,5 +245,42 @@ impl ServerConfigs {
             Some(c) if suite_rank(*c) == CHACHA_RANK => &self.client_order,
             _ => &self.server_order,
         }
+    }
+}
+
+/// The configuration that answers a TLS-ALPN-01 validation (RFC 8737): ALPN `acme-tls/1`
+/// only, TLS 1.3 and 1.2, no resumption, `key` (the challenge certificate) presented to
+/// every client; `None` refuses every handshake for want of a certificate (an
+/// access_denied alert). Built from `provider`: the server's own, so that a CA meets the
+/// same TLS as every other client.
+///
+/// Not `with_single_cert`: it parses the certificate with webpki, which refuses the
+/// critical acmeIdentifier extension.
+///
+/// # Errors
+/// [`TlsError::Config`] if the provider refuses (it does not with aws-lc-rs).
+pub fn challenge_config(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    key: Option<Arc<CertifiedKey>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Presents(key)));
+    config.alpn_protocols = vec![crate::acme::challenge::ACME_TLS_ALPN.to_vec()];
+    // One handshake per validation: nothing to resume.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
+}
+
+/// Presents one certificate (or none) whatever the ClientHello.
+#[derive(Debug)]
+struct Presents(Option<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Presents {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.clone()
     }
 }

@@ -57,6 +57,15 @@ pub fn www() -> PathBuf {
 impl TestServer {
     /// Starts a server over a fresh copy of www/ (or of `root` when `configure` changes it).
     pub async fn start(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_prepared(configure, |_| {}).await
+    }
+
+    /// [`TestServer::start`], with `prepare` given the bound server before it runs (to set
+    /// what the library API sets there, e.g. ACME challenge answers).
+    pub async fn start_prepared(
+        configure: impl FnOnce(&mut Config),
+        prepare: impl FnOnce(&mut Server),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("www");
         copy_tree(&www(), &root);
@@ -67,7 +76,8 @@ impl TestServer {
         config.watch_interval = Duration::from_millis(200);
         configure(&mut config);
         let root = config.root.clone();
-        let server = Server::bind(config).await.expect("server binds");
+        let mut server = Server::bind(config).await.expect("server binds");
+        prepare(&mut server);
         let addr = server.local_addrs()[0];
         let http_addr = server.http_addr();
         let metrics = server.metrics();
