@@ -388,10 +388,6 @@ impl AcmeValidation<'_> {
         };
         let domain = sni.as_deref().unwrap_or("none");
         let found = answer.is_some();
-        if !found {
-            shared.metrics.failure(FailureClass::AlertSent);
-            tracing::debug!(%peer, domain, "no tls-alpn-01 answer for this name: handshake refused");
-        }
         let provider = Arc::clone(shared.tls.server_order.crypto_provider());
         let config = match tls::challenge_config(provider, answer) {
             Ok(config) => config,
@@ -405,8 +401,11 @@ impl AcmeValidation<'_> {
                 tracing::info!(%peer, domain, "answered a tls-alpn-01 challenge");
                 Box::pin(close_gracefully(tls, false)).await;
             }
-            // Refused as intended (the access_denied alert has gone out): counted above.
-            Ok(Err(_)) if !found => {}
+            // Refused as intended: no certificate, the access_denied alert has gone out.
+            Ok(Err(_)) if !found => {
+                shared.metrics.failure(FailureClass::AlertSent);
+                tracing::debug!(%peer, domain, "no tls-alpn-01 answer for this name: handshake refused");
+            }
             Ok(Err(e)) => {
                 let (class, why) = classify_error(&e);
                 let alpn = [String::from_utf8_lossy(ACME_TLS_ALPN).into_owned()];
