@@ -9,6 +9,7 @@
 //!       │ PROXY header (server/proxy.rs): required from --trusted-proxy peers with
 //!       │ --proxy-protocol, its client address becomes the peer; refused from anyone else
 //!       │ sniff first bytes (server/sniff.rs) ── plaintext HTTP ─> 308/400 (server/plaintext.rs), close
+//!       │   (--http-listen with ACME on: /.well-known/acme-challenge/TOKEN ─> HTTP-01 answer or 404)
 //!       │                                 └─ garbage ─> close, warn with peer
 //!       │ TLS handshake (tls/: rustls, sharded session cache, ticket key ring (tls/ticket/:
 //!       │ in memory or a fleet's --ticket-key-file), swappable cert taken from a certificate

@@ -2,7 +2,8 @@
 //! (`Server::set_acme_challenges`): a client offering only `acme-tls/1` (as a CA does for
 //! TLS-ALPN-01, RFC 8737) gets the challenge certificate for its SNI and then close_notify,
 //! never HTTP, or a refused handshake for a name without an answer; ordinary clients are
-//! served as before.
+//! served as before. On the `--http-listen` port, `GET /.well-known/acme-challenge/TOKEN`
+//! (HTTP-01) gets the key authorization, an unknown token 404, every other path its 308.
 
 mod support;
 
@@ -25,10 +26,69 @@ const KEY_AUTH: &str =
 /// Generous bound for anything that should take milliseconds on loopback.
 const STEP: Duration = Duration::from_secs(10);
 
-/// A server answering what `challenges` holds.
+/// A server answering what `challenges` holds, with an `--http-listen` port.
 async fn server_with(challenges: &Arc<Challenges>) -> TestServer {
     let challenges = Arc::clone(challenges);
-    TestServer::start_prepared(|_| {}, move |server| server.set_acme_challenges(challenges)).await
+    TestServer::start_prepared(
+        |c| c.http_listen = Some("127.0.0.1:0".parse().unwrap()),
+        move |server| server.set_acme_challenges(challenges),
+    )
+    .await
+}
+
+/// A cleartext HTTP/1.1 response: status, headers (lowercase names), body.
+struct Plain {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Plain {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `method target` over a new cleartext connection to the `--http-listen` port and
+/// reads the response to the server's close.
+async fn plain(server: &TestServer, method: &str, target: &str) -> Plain {
+    let mut tcp = tokio::net::TcpStream::connect(server.http_addr.unwrap())
+        .await
+        .unwrap();
+    let request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: example.com\r\nUser-Agent: acme-validator\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(STEP, tcp.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a whole response");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    Plain {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
 }
 
 /// What a CA's validator does: accept any certificate (it checks the extension itself),
@@ -266,5 +326,80 @@ async fn ordinary_clients_are_served_while_a_challenge_is_published() {
     let (parts, body) = server.get("/").await;
     assert_eq!(parts.status, 200);
     assert!(!body.is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn http01_token_gets_the_key_authorization_and_every_other_path_its_redirect() {
+    let challenges = Arc::new(Challenges::new(None));
+    challenges.publish_http("tok_EN-1", KEY_AUTH).unwrap();
+    let server = server_with(&challenges).await;
+
+    let answer = plain(&server, "GET", "/.well-known/acme-challenge/tok_EN-1").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, KEY_AUTH);
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/octet-stream")
+    );
+    assert_eq!(answer.header("connection"), Some("close"));
+    let len = KEY_AUTH.len().to_string();
+    assert_eq!(answer.header("content-length"), Some(len.as_str()));
+
+    let head = plain(&server, "HEAD", "/.well-known/acme-challenge/tok_EN-1").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some(len.as_str()));
+    assert_eq!(head.body, "");
+
+    // Unknown and hostile tokens: 404 (not a redirect the CA would follow to no answer).
+    let long = format!("/.well-known/acme-challenge/{}", "a".repeat(2048));
+    for target in [
+        "/.well-known/acme-challenge/unknown-token",
+        "/.well-known/acme-challenge/",
+        "/.well-known/acme-challenge/../acme-challenge/tok_EN-1",
+        "/.well-known/acme-challenge/a/b",
+        "/.well-known/acme-challenge/%2e%2e",
+        long.as_str(),
+    ] {
+        let r = plain(&server, "GET", target).await;
+        assert_eq!(r.status, 404, "{target}");
+        assert!(!r.body.contains(KEY_AUTH), "{target}");
+    }
+
+    // Everything else keeps its redirect to https.
+    for (method, target) in [
+        ("GET", "/"),
+        ("GET", "/.well-known/other"),
+        ("POST", "/.well-known/acme-challenge/tok_EN-1"),
+    ] {
+        let r = plain(&server, method, target).await;
+        assert_eq!(r.status, 308, "{method} {target}");
+        let location = format!("https://example.com:{}{target}", server.addr.port());
+        assert_eq!(r.header("location"), Some(location.as_str()));
+    }
+
+    challenges.withdraw_http("tok_EN-1");
+    let gone = plain(&server, "GET", "/.well-known/acme-challenge/tok_EN-1").await;
+    assert_eq!(gone.status, 404);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn http01_answer_published_by_another_instance_is_served_from_the_shared_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("challenges");
+    let publisher = Challenges::new(Some(shared.clone()));
+    let server = server_with(&Arc::new(Challenges::new(Some(shared)))).await;
+    publisher.publish_http("shared-token", KEY_AUTH).unwrap();
+    let answer = plain(&server, "GET", "/.well-known/acme-challenge/shared-token").await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, KEY_AUTH));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_acme_the_challenge_path_is_redirected_like_any_other() {
+    let server = TestServer::start(|c| c.http_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let r = plain(&server, "GET", "/.well-known/acme-challenge/token").await;
+    assert_eq!(r.status, 308);
     server.shutdown().await;
 }

@@ -1,6 +1,6 @@
 //! Property tests for the parsers a network peer reaches: the connection sniffer, the
-//! PROXY protocol header, the plaintext-HTTP head parser, request-path decoding, `Range` and
-//! `Accept-Encoding`.
+//! PROXY protocol header, the plaintext-HTTP head parser (with the ACME HTTP-01 token it
+//! may ask for), request-path decoding, `Range` and `Accept-Encoding`.
 //! Every function must be total (never panic) on arbitrary input and keep its documented
 //! invariants. Bounded for CI (2000 cases per property by default; set `PROPTEST_CASES` for a
 //! longer run). The same functions are fuzzed by the targets in `fuzz/`.
@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
+use rampart::acme::challenge::{self, Challenges};
 use rampart::app::encoding::{self, Encoding};
 use rampart::app::path;
 use rampart::app::range::{self, Ranges, MAX_RANGES};
@@ -236,6 +237,7 @@ fn assert_safe_decoded(p: &str) -> Result<(), TestCaseError> {
 fn plain_head() -> impl Strategy<Value = Vec<u8>> {
     let method = prop_oneof![
         6 => Just("GET".to_owned()),
+        1 => Just("HEAD".to_owned()),
         1 => Just("POST".to_owned()),
         1 => Just("get".to_owned()),
         1 => Just(String::new()),
@@ -245,6 +247,7 @@ fn plain_head() -> impl Strategy<Value = Vec<u8>> {
         4 => re("[a-zA-Z0-9._~-]{1,6}"),
         8 => prop::sample::select(vec![
             "/", "/", "/", "http://", "@", "[::1]", ":8080", "?q=1&x", "%0d%0a", "\\",
+            "..", "/.well-known/acme-challenge/",
         ])
         .prop_map(str::to_owned),
         1 => re("[\\x00-\\x7f]{1,3}"),
@@ -253,6 +256,7 @@ fn plain_head() -> impl Strategy<Value = Vec<u8>> {
     let target = (
         prop_oneof![
             4 => Just("/"),
+            2 => Just("/.well-known/acme-challenge/"),
             2 => Just("http://"),
             1 => Just("http://[::1]"),
             1 => Just(""),
@@ -330,12 +334,33 @@ fn host_is_clean(h: &str) -> bool {
     }
 }
 
-/// Checks everything promised about a parsed plaintext request and the URL built from it.
+/// Checks everything promised about a parsed plaintext request and the URL built from it,
+/// and about the ACME HTTP-01 token it may ask for.
 fn check_plain_request(
     req: &PlainRequest,
     local: SocketAddr,
     port: u16,
 ) -> Result<(), TestCaseError> {
+    prop_assert!(
+        !req.method.is_empty() && req.method.bytes().all(|b| b.is_ascii_uppercase()),
+        "{req:?}"
+    );
+    if let Some(token) = plaintext::acme_challenge_token(req) {
+        prop_assert!(req.method == "GET" || req.method == "HEAD", "{req:?}");
+        let path = req.target.split('?').next().unwrap_or_default();
+        prop_assert_eq!(path, format!("{}{token}", plaintext::ACME_CHALLENGE_PATH));
+        // A token the lookup accepts can name nothing but a file in its directory.
+        if challenge::valid_token(token) {
+            prop_assert!(token.len() <= challenge::MAX_TOKEN, "{token:?}");
+            prop_assert!(
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{token:?}"
+            );
+        }
+        prop_assert_eq!(Challenges::new(None).http_answer(token), None);
+    }
     prop_assert!(req.target.starts_with('/'), "{req:?}");
     prop_assert!(
         req.target.bytes().all(|b| (0x21..=0x7e).contains(&b)),

@@ -1,12 +1,17 @@
 //! `plaintext::parse_head` + `https_url` on arbitrary request heads: never panics, the target
 //! is origin-form printable ASCII, the host is a clean hostname or IPv6 literal, and the
-//! redirect URL's authority is exactly that host (no userinfo, CR/LF or whitespace).
+//! redirect URL's authority is exactly that host (no userinfo, CR/LF or whitespace). An ACME
+//! HTTP-01 token is only read from GET/HEAD of the challenge path, and one the lookup
+//! accepts is base64url only (it can name no other file).
 #![no_main]
 
 use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
-use rampart::server::plaintext::{head_complete, https_url, parse_head};
+use rampart::acme::challenge::{valid_token, Challenges};
+use rampart::server::plaintext::{
+    acme_challenge_token, head_complete, https_url, parse_head, ACME_CHALLENGE_PATH,
+};
 
 fn host_is_clean(h: &str) -> bool {
     if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
@@ -33,6 +38,20 @@ fuzz_target!(|data: &[u8]| {
     );
     if let Some(h) = &req.host {
         assert!(host_is_clean(h), "{req:?}");
+    }
+    if let Some(token) = acme_challenge_token(&req) {
+        assert!(req.method == "GET" || req.method == "HEAD", "{req:?}");
+        let path = req.target.split('?').next().unwrap_or_default();
+        assert_eq!(path, format!("{ACME_CHALLENGE_PATH}{token}"), "{req:?}");
+        if valid_token(token) {
+            assert!(
+                token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{token:?}"
+            );
+        }
+        assert_eq!(Challenges::new(None).http_answer(token), None);
     }
     let locals: [SocketAddr; 2] = [
         SocketAddr::from(([127, 0, 0, 1], 8080)),

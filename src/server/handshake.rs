@@ -173,10 +173,17 @@ impl<'a> Opening<'a> {
         None
     }
 
-    /// Answers a plaintext HTTP request (a redirect to https, or 400), then closes;
-    /// `on_tls_port` says where it came (for the log).
+    /// Answers a plaintext HTTP request (a redirect to https, or 400; on the
+    /// `--http-listen` port an ACME HTTP-01 challenge too), then closes; `on_tls_port` says
+    /// where it came.
     async fn answer_plaintext(mut self, mode: PlaintextMode, on_tls_port: bool) {
         let local = connection_local(&self.tcp, self.local);
+        // A CA validates HTTP-01 on port 80 (the --http-listen port), never on a TLS port.
+        let challenges = if on_tls_port {
+            None
+        } else {
+            self.shared.acme_challenges.as_ref()
+        };
         // Rare paths are boxed so that their buffers do not size every connection's task.
         let outcome = Box::pin(plaintext::answer(
             &mut self.tcp,
@@ -185,6 +192,7 @@ impl<'a> Opening<'a> {
             local,
             self.shared.https_port,
             mode,
+            challenges,
         ));
         let outcome = before_tls(self.shared, self.deadline, outcome)
             .await
@@ -380,10 +388,6 @@ impl AcmeValidation<'_> {
         };
         let domain = sni.as_deref().unwrap_or("none");
         let found = answer.is_some();
-        if !found {
-            shared.metrics.failure(FailureClass::AlertSent);
-            tracing::debug!(%peer, domain, "no tls-alpn-01 answer for this name: handshake refused");
-        }
         let provider = Arc::clone(shared.tls.server_order.crypto_provider());
         let config = match tls::challenge_config(provider, answer) {
             Ok(config) => config,
@@ -397,8 +401,11 @@ impl AcmeValidation<'_> {
                 tracing::info!(%peer, domain, "answered a tls-alpn-01 challenge");
                 Box::pin(close_gracefully(tls, false)).await;
             }
-            // Refused as intended (the access_denied alert has gone out): counted above.
-            Ok(Err(_)) if !found => {}
+            // Refused as intended: no certificate, the access_denied alert has gone out.
+            Ok(Err(_)) if !found => {
+                shared.metrics.failure(FailureClass::AlertSent);
+                tracing::debug!(%peer, domain, "no tls-alpn-01 answer for this name: handshake refused");
+            }
             Ok(Err(e)) => {
                 let (class, why) = classify_error(&e);
                 let alpn = [String::from_utf8_lossy(ACME_TLS_ALPN).into_owned()];
@@ -646,6 +653,14 @@ fn log_plaintext(
             if on_tls_port {
                 shared.metrics.failure(FailureClass::PlaintextHttp);
             }
+        }
+        plaintext::Outcome::ChallengeAnswered(token) => {
+            tracing::info!(%peer, token, "answered an http-01 challenge");
+            return;
+        }
+        plaintext::Outcome::ChallengeUnknown => {
+            tracing::debug!(%peer, "no http-01 answer for this token: 404");
+            return;
         }
         _ => {
             Metrics::inc(&shared.metrics.plaintext_redirects);

@@ -5,20 +5,32 @@
 //! The parser is pure and total (fuzzed); the Location it builds only ever contains a host
 //! of hostname/IP characters, so a crafted Host header cannot redirect elsewhere or inject
 //! headers.
+//!
+//! With ACME on, the `--http-listen` port also answers HTTP-01 challenges (RFC 8555
+//! section 8.3): `GET` or `HEAD` of `/.well-known/acme-challenge/TOKEN` gets the key
+//! authorization published for the token (acme/challenge.rs, which validates the token
+//! before it looks anything up), or 404.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::acme::challenge::Challenges;
 use crate::config::PlaintextMode;
 
 /// Largest plaintext request head read before answering 400.
 pub const MAX_HEAD: usize = 8 * 1024;
 
+/// Where a CA fetches an HTTP-01 answer: this, then the token (RFC 8555 section 8.3).
+pub const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
+
 /// The parts of a plaintext request that the answer needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlainRequest {
+    /// The method: one or more ASCII capital letters.
+    pub method: String,
     /// Path and query (origin form), starting with `/`.
     pub target: String,
     /// The Host header without its port, if present and well-formed.
@@ -71,7 +83,23 @@ pub fn parse_head(buf: &[u8]) -> Option<PlainRequest> {
             host = clean_host(value.trim());
         }
     }
-    Some(PlainRequest { target, host })
+    Some(PlainRequest {
+        method: method.to_owned(),
+        target,
+        host,
+    })
+}
+
+/// The token a `GET` or `HEAD` of [`ACME_CHALLENGE_PATH`]`TOKEN` asks for: what follows
+/// the prefix up to a query, not yet validated (`Challenges::http_answer` does that).
+/// `None` for any other request.
+#[must_use]
+pub fn acme_challenge_token(req: &PlainRequest) -> Option<&str> {
+    if req.method != "GET" && req.method != "HEAD" {
+        return None;
+    }
+    let path = req.target.split('?').next().unwrap_or_default();
+    path.strip_prefix(ACME_CHALLENGE_PATH)
 }
 
 /// The host part of an authority, if it is a plausible hostname or IP literal.
@@ -127,10 +155,36 @@ pub enum Outcome {
     BadRequest,
     /// The client went away or the deadline passed before a whole head arrived.
     Incomplete,
+    /// An ACME HTTP-01 challenge answered (200) for this token.
+    ChallengeAnswered(String),
+    /// An ACME HTTP-01 challenge path with no answer (404).
+    ChallengeUnknown,
+}
+
+/// A response to write, then close.
+struct Reply {
+    status: &'static str,
+    content_type: &'static str,
+    location: Option<String>,
+    body: String,
+    /// A `HEAD` request: the headers only.
+    head: bool,
+}
+
+impl Reply {
+    fn text(status: &'static str, body: String) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            location: None,
+            body,
+            head: false,
+        }
+    }
 }
 
 /// Reads one request head from `io` (after `prefix`, bytes already read while sniffing) and
-/// answers it. Returns the stream for the caller's close path.
+/// answers it. With `challenges`, ACME HTTP-01 challenge paths are answered from them.
 pub(crate) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     mut buf: Vec<u8>,
@@ -138,6 +192,7 @@ pub(crate) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     local: SocketAddr,
     https_port: u16,
     mode: PlaintextMode,
+    challenges: Option<&Arc<Challenges>>,
 ) -> Outcome {
     let mut chunk = [0u8; 1024];
     while !head_complete(&buf) && buf.len() <= MAX_HEAD {
@@ -151,41 +206,92 @@ pub(crate) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         parse_head(&buf)
     };
-    let (status, body, location, outcome) = match parsed {
+    let (reply, outcome) = match parsed {
         None => (
-            "400 Bad Request",
-            "400 Bad Request: this port speaks HTTPS.\n".to_owned(),
-            None,
+            Reply::text(
+                "400 Bad Request",
+                "400 Bad Request: this port speaks HTTPS.\n".to_owned(),
+            ),
             Outcome::BadRequest,
         ),
-        Some(req) => {
-            let url = https_url(&req, local, https_port);
-            let body = format!("This port speaks HTTPS. Use {url}\n");
-            match mode {
-                PlaintextMode::Redirect => (
-                    "308 Permanent Redirect",
-                    body,
-                    Some(url.clone()),
-                    Outcome::Redirected(url),
-                ),
-                PlaintextMode::Reject => ("400 Bad Request", body, None, Outcome::Rejected(url)),
+        Some(req) => match (challenges, acme_challenge_token(&req)) {
+            (Some(challenges), Some(token)) => challenge_reply(challenges, &req, token).await,
+            _ => {
+                let url = https_url(&req, local, https_port);
+                let body = format!("This port speaks HTTPS. Use {url}\n");
+                match mode {
+                    PlaintextMode::Redirect => (
+                        Reply {
+                            location: Some(url.clone()),
+                            ..Reply::text("308 Permanent Redirect", body)
+                        },
+                        Outcome::Redirected(url),
+                    ),
+                    PlaintextMode::Reject => {
+                        (Reply::text("400 Bad Request", body), Outcome::Rejected(url))
+                    }
+                }
             }
-        }
+        },
     };
-    let mut response = format!("HTTP/1.1 {status}\r\n");
-    if let Some(l) = location {
+    let mut response = format!("HTTP/1.1 {}\r\n", reply.status);
+    if let Some(l) = reply.location {
         response.push_str(&format!("Location: {l}\r\n"));
     }
     response.push_str(&format!(
-        "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n{body}",
-        body.len()
+        "Content-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
+        reply.content_type,
+        reply.body.len()
     ));
+    if !reply.head {
+        response.push_str(&reply.body);
+    }
     let _ = tokio::time::timeout_at(deadline, async {
         io.write_all(response.as_bytes()).await?;
         io.flush().await
     })
     .await;
     outcome
+}
+
+/// The answer to an HTTP-01 challenge request: the key authorization published for
+/// `token` (here or, through the shared directory, by another instance), else 404.
+async fn challenge_reply(
+    challenges: &Arc<Challenges>,
+    req: &PlainRequest,
+    token: &str,
+) -> (Reply, Outcome) {
+    // The answer may come from the shared directory (a file read): off the async workers.
+    let lookup = {
+        let (challenges, token) = (Arc::clone(challenges), token.to_owned());
+        tokio::task::spawn_blocking(move || challenges.http_answer(&token))
+    };
+    let head = req.method == "HEAD";
+    match lookup.await.ok().flatten() {
+        Some(key_authorization) => (
+            Reply {
+                status: "200 OK",
+                content_type: "application/octet-stream",
+                location: None,
+                body: key_authorization,
+                head,
+            },
+            Outcome::ChallengeAnswered(token.to_owned()),
+        ),
+        // 404, not the 308 to https that other paths get: Let's Encrypt follows redirects
+        // for http-01, but the HTTPS side has no answer either, and a 404 gives the CA (and
+        // the operator reading its error) a clear one.
+        None => (
+            Reply {
+                head,
+                ..Reply::text(
+                    "404 Not Found",
+                    "404 Not Found: no answer for this ACME challenge token.\n".to_owned(),
+                )
+            },
+            Outcome::ChallengeUnknown,
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +333,38 @@ mod tests {
             parse_head(b"GET http://a.example:80/p?q HTTP/1.1\r\nHost: b.example\r\n\r\n").unwrap();
         assert_eq!(r.target, "/p?q");
         assert_eq!(r.host.as_deref(), Some("a.example"));
+    }
+
+    #[test]
+    fn acme_challenge_token_is_read_from_get_and_head_of_the_challenge_path_only() {
+        let token = |head: &[u8]| {
+            parse_head(head).and_then(|r| acme_challenge_token(&r).map(str::to_owned))
+        };
+        assert_eq!(
+            token(b"GET /.well-known/acme-challenge/abc-_1 HTTP/1.1\r\n\r\n").as_deref(),
+            Some("abc-_1")
+        );
+        assert_eq!(
+            token(b"HEAD /.well-known/acme-challenge/abc?x=1 HTTP/1.1\r\n\r\n").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            token(b"GET http://a.example/.well-known/acme-challenge/t HTTP/1.1\r\n\r\n").as_deref(),
+            Some("t")
+        );
+        // Passed on unvalidated: the lookup refuses it.
+        assert_eq!(
+            token(b"GET /.well-known/acme-challenge/../x HTTP/1.1\r\n\r\n").as_deref(),
+            Some("../x")
+        );
+        for head in [
+            &b"POST /.well-known/acme-challenge/abc HTTP/1.1\r\n\r\n"[..],
+            b"GET /.well-known/acme-challenge HTTP/1.1\r\n\r\n",
+            b"GET /x/.well-known/acme-challenge/abc HTTP/1.1\r\n\r\n",
+            b"GET /.well-known/acme-challengeabc HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(token(head), None, "{:?}", String::from_utf8_lossy(head));
+        }
     }
 
     #[test]
