@@ -185,6 +185,9 @@ fn client(root_pem: &[u8]) -> Arc<rustls::ClientConfig> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Every fetch is a full handshake: a resumed session reports the certificate of the
+    // session it resumes, not the one the server holds now.
+    config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
 }
 

@@ -59,6 +59,8 @@ impl Renewal {
         let jitter = jitter();
         let mut backoff = Backoff::default();
         let mut account: Option<Account> = None;
+        // Set once a new account replaced one the CA forgot: only once in a row.
+        let mut recreated = false;
         let name = self.settings.domains.first().cloned().unwrap_or_default();
         loop {
             let stored = self.stored().await;
@@ -108,18 +110,22 @@ impl Renewal {
             drop(lock);
             match result {
                 Ok(not_after) => {
+                    recreated = false;
                     Metrics::inc(&self.metrics.acme_renewals_success);
                     self.progress.succeeded();
                     backoff.succeeded();
                     tracing::info!(name, names = %self.settings.domains.join(","), not_after = %rfc3339(not_after), "certificate issued");
                 }
+                Err(e) if e.account_gone() && !recreated => {
+                    // The CA no longer knows the account (a CA that lost its state, an
+                    // account deactivated): a new one, and the order again at once.
+                    tracing::info!(name, reason = %e, "the ACME CA no longer knows the account; creating a new one");
+                    account = None;
+                    recreated = true;
+                    self.forget_account().await;
+                }
                 Err(e) => {
-                    if e.account_gone() {
-                        // The CA forgot the account (a test CA restarted, an account
-                        // deactivated): a new one is made for the next attempt.
-                        account = None;
-                        self.forget_account().await;
-                    }
+                    recreated = false;
                     Metrics::inc(&self.metrics.acme_renewals_failure);
                     self.progress.failed(e.to_string());
                     let wait = backoff.failed(e.retry_after());
