@@ -35,6 +35,9 @@
 //! reload (server/reload.rs)         the one SIGHUP stream and the file pollers: certificate
 //!                                   (tls/reload.rs), ticket key file (tls/ticket/reload.rs),
 //!                                   redeploys (app/redeploy.rs: rebuild the table, swap it)
+//! ACME renewal (acme/, --acme)      obtains and renews the certificate: when due (acme/schedule.rs),
+//!                                   under the state directory's lock (acme/state.rs), orders
+//!                                   (acme/order.rs), stores it, has the resolver reload it
 //! operator port (server/admin.rs)   --metrics-listen: /metrics (Prometheus), /healthz, /readyz
 //! shutdown (server/shutdown.rs)     SIGTERM/SIGINT: /readyz 503, --drain-delay, stop accepting,
 //!                                   first requests of new clients, drain, close_notify, exit

@@ -504,8 +504,45 @@ fn steady_client(
     })
 }
 
+/// A storm: `workers` clients fetching `/` back to back, each over a new connection (a full
+/// handshake: the certificate in service is what each one gets), until `stop` (at most
+/// 90 s); returns the fetches done and the failures.
+fn storm(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    stop: Arc<AtomicBool>,
+    workers: usize,
+) -> tokio::task::JoinHandle<(usize, Vec<String>)> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..workers {
+            let (config, stop) = (Arc::clone(&config), Arc::clone(&stop));
+            tasks.push(tokio::spawn(async move {
+                let (mut done, mut failures) = (0usize, Vec::new());
+                while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(90) {
+                    match fetch(addr, &config).await {
+                        Ok(s) if s.status == 200 => done += 1,
+                        Ok(s) => failures.push(format!("status {}", s.status)),
+                        Err(e) => failures.push(e),
+                    }
+                }
+                (done, failures)
+            }));
+        }
+        let (mut done, mut failures) = (0, Vec::new());
+        for t in tasks {
+            let (d, f) = t.await.unwrap();
+            done += d;
+            failures.extend(f);
+        }
+        (done, failures)
+    })
+}
+
 /// (d) Renewal without restart: a new certificate is served while a client connecting
-/// every 100 ms sees no error.
+/// every 100 ms, and a storm of 8 clients connecting back to back, see no error across two
+/// swaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_due_certificate_is_renewed_and_swapped_under_a_steady_client() {
     let https = loopback(free_port());
@@ -518,8 +555,11 @@ async fn a_due_certificate_is_renewed_and_swapped_under_a_steady_client() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let client_task = steady_client(https, Arc::clone(&config), Arc::clone(&stop));
+    let storm_task = storm(https, Arc::clone(&config), Arc::clone(&stop), 8);
     let renewed = wait_served(&acme, &config, Some(&first.serial), ISSUE_WITHIN).await;
     assert_index(&renewed);
+    let again = wait_served(&acme, &config, Some(&renewed.serial), ISSUE_WITHIN).await;
+    assert_index(&again);
     // Keep the client running across the swap and a little after.
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, Ordering::Relaxed);
@@ -530,6 +570,15 @@ async fn a_due_certificate_is_renewed_and_swapped_under_a_steady_client() {
         failures.len(),
         acme.server.log()
     );
+    let (stormed, storm_failures) = storm_task.await.unwrap();
+    assert!(
+        storm_failures.is_empty(),
+        "{} of {} storm fetches failed across two swaps: {:#?}",
+        storm_failures.len(),
+        stormed + storm_failures.len(),
+        &storm_failures[..storm_failures.len().min(10)]
+    );
+    assert!(stormed >= 100, "the storm ran: {stormed} fetches");
     assert!(serials.len() >= 2, "the client saw the swap: {serials:?}");
     assert!(pebble.issued_count() >= 2, "{}", pebble.log());
     let renewals = metric(&acme, RENEWALS_SUCCESS).await.unwrap_or(0.0);
