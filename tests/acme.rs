@@ -847,3 +847,31 @@ async fn check_reports_the_acme_settings_and_the_stored_certificate() {
         "the stored certificate's state:\n{all}"
     );
 }
+
+/// External Account Binding: a CA that requires it refuses an account without one (the
+/// reason logged), and issues with `--acme-eab-kid` and `--acme-eab-hmac-key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_that_requires_external_account_binding_issues_with_the_eab_flags() {
+    const KID: &str = "kid-1";
+    const HMAC: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let https = loopback(free_port());
+    let pebble = Pebble::start_with_eab(free_port(), https.port(), KID, HMAC);
+    let config = client(&pebble.issuing_root_pem());
+
+    let (_dir, state) = state_dir();
+    let without = start(&pebble, https, &state, &[]);
+    let line = without.server.wait_line(ORDER_FAILED, ISSUE_WITHIN).await;
+    assert!(line.contains("externalAccountRequired"), "{line}");
+    drop(without);
+
+    let (_dir2, state) = state_dir();
+    let with = start(
+        &pebble,
+        https,
+        &state,
+        &["--acme-eab-kid", KID, "--acme-eab-hmac-key", HMAC],
+    );
+    with.server.wait_line(ISSUED, ISSUE_WITHIN).await;
+    let served = wait_served(&with, &config, None, Duration::from_secs(5)).await;
+    assert_index(&served);
+}

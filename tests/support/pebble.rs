@@ -68,6 +68,21 @@ impl Pebble {
     /// Like [`Pebble::start`], with the lifetime of issued certificates in seconds
     /// (`certificateValidityPeriod`; pebble's default is 5 years).
     pub fn start_with_validity(http_port: u16, tls_port: u16, validity: Option<u64>) -> Self {
+        Self::start_with_options(http_port, tls_port, validity, None)
+    }
+
+    /// Like [`Pebble::start`], requiring External Account Binding with this key id and
+    /// base64url HMAC key (`externalAccountBindingRequired`, `externalAccountMACKeys`).
+    pub fn start_with_eab(http_port: u16, tls_port: u16, kid: &str, hmac_key: &str) -> Self {
+        Self::start_with_options(http_port, tls_port, None, Some((kid, hmac_key)))
+    }
+
+    fn start_with_options(
+        http_port: u16,
+        tls_port: u16,
+        validity: Option<u64>,
+        eab: Option<(&str, &str)>,
+    ) -> Self {
         for tool in ["pebble", "pebble-challtestsrv"] {
             installed(tool);
         }
@@ -90,6 +105,10 @@ impl Pebble {
         });
         if let Some(seconds) = validity {
             settings["certificateValidityPeriod"] = seconds.into();
+        }
+        if let Some((kid, key)) = eab {
+            settings["externalAccountBindingRequired"] = true.into();
+            settings["externalAccountMACKeys"] = serde_json::json!({ kid: key });
         }
         let config = dir.path().join("pebble-config.json");
         std::fs::write(
