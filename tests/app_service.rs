@@ -358,6 +358,73 @@ async fn unknown_path_with_extension_gets_404_not_index_html() {
     }
 }
 
+/// Routes with a dot in the last segment (`/u/john.doe`, `/docs/v1.2`, `/user/a@b.com`):
+/// a browser navigation gets the app (deep link and reload), a missing script, style or
+/// image request from the same browser keeps its 404, both with the `Vary` that names the
+/// signals; a request without any signal (curl) keeps the extension heuristic.
+#[tokio::test]
+async fn a_navigation_to_a_route_with_a_dot_gets_the_app_and_a_missing_subresource_its_404() {
+    let f = Fixture::new();
+    let vary = "Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode, Accept";
+    let chrome_nav = [
+        ("sec-fetch-dest", "document"),
+        ("sec-fetch-mode", "navigate"),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+    ];
+    // Safari before 16.4 sends no fetch metadata: Accept decides.
+    let old_safari_nav = [(
+        "accept",
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    )];
+    for uri in [
+        "/u/john.doe",
+        "/docs/v1.2",
+        "/user/a@b.com",
+        "/dashboard/settings",
+    ] {
+        for headers in [&chrome_nav[..], &old_safari_nav[..]] {
+            let (p, body) = f.get_with(uri, headers).await;
+            assert_eq!((p.status, &body[..]), (StatusCode::OK, INDEX), "{uri}");
+            assert_eq!(h(&p, header::VARY), Some(vary), "{uri}");
+            assert_eq!(h(&p, header::CACHE_CONTROL), Some("no-cache"), "{uri}");
+        }
+    }
+    for (uri, dest) in [
+        ("/assets/missing.4f3a.js", "script"),
+        ("/assets/missing.css", "style"),
+        ("/logo-missing.png", "image"),
+        ("/api/user.json", "empty"),
+        // Even without a dot: a script that is not there is not the app.
+        ("/assets/chunk", "script"),
+    ] {
+        let (p, body) = f
+            .get_with(
+                uri,
+                &[("sec-fetch-dest", dest), ("sec-fetch-mode", "no-cors")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(&body[..], b"404 Not Found\n", "{uri}");
+        assert_eq!(h(&p, header::VARY), Some(vary), "{uri}");
+    }
+    // No signal at all: a dot means a file.
+    let (p, _) = f.get("/u/john.doe").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    let (p, body) = f.get("/u/john").await;
+    assert_eq!((p.status, &body[..]), (StatusCode::OK, INDEX));
+    // A file that exists is the file, whatever the signals, with no navigation Vary.
+    let (p, body) = f.get_with("/robots.txt", &chrome_nav).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_ne!(&body[..], INDEX);
+    assert_ne!(h(&p, header::VARY), Some(vary));
+    // `.well-known` never falls back.
+    let (p, _) = f.get_with("/.well-known/x.y", &chrome_nav).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn unknown_well_known_path_gets_404_not_index_html() {
     let f = Fixture::new();

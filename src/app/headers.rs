@@ -92,10 +92,25 @@ pub fn is_hashed_name(file_name: &str) -> bool {
 #[must_use]
 pub fn content_type(path: &str) -> String {
     let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let essence = match mime.essence_str() {
+    let ext = path
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.rsplit_once('.'))
+        .map(|(_, ext)| ext.to_ascii_lowercase());
+    let essence = match (ext.as_deref(), mime.essence_str()) {
+        // Source maps are JSON (devtools accept it; octet-stream made some tools refuse).
+        (Some("map"), _) => "application/json",
+        // The registered types of the font formats (RFC 8081), not the legacy ones.
+        (Some("woff"), _) => "font/woff",
+        (Some("woff2"), _) => "font/woff2",
+        (Some("webmanifest"), _) => "application/manifest+json",
+        // Apple's universal links file has no extension and must be JSON.
+        (None, _) if path.ends_with("/.well-known/apple-app-site-association") => {
+            "application/json"
+        }
         // The current registration; browsers accept both for modules.
-        "application/javascript" => "text/javascript",
-        other => other,
+        (_, "application/javascript") => "text/javascript",
+        (_, other) => other,
     };
     let texty = essence.starts_with("text/")
         || matches!(
@@ -185,6 +200,20 @@ mod tests {
             "application/manifest+json; charset=utf-8"
         );
         assert_eq!(content_type("/f.woff2"), "font/woff2");
+        assert_eq!(content_type("/f.woff"), "font/woff");
+        assert_eq!(
+            content_type("/assets/index-BtqZ8k3a.js.map"),
+            "application/json; charset=utf-8"
+        );
+        assert_eq!(
+            content_type("/.well-known/apple-app-site-association"),
+            "application/json; charset=utf-8"
+        );
+        assert_eq!(
+            content_type("/site.webmanifest"),
+            "application/manifest+json; charset=utf-8"
+        );
+        assert_eq!(content_type("/a.mjs"), "text/javascript; charset=utf-8");
         assert_eq!(content_type("/x.png"), "image/png");
         assert_eq!(content_type("/noext"), "application/octet-stream");
     }

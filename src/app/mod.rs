@@ -18,6 +18,7 @@ pub mod body;
 pub mod budget;
 pub mod encoding;
 pub mod headers;
+pub mod navigation;
 pub mod path;
 pub mod range;
 pub(crate) mod redeploy;
@@ -206,6 +207,13 @@ enum Target {
     Redirect(String),
 }
 
+/// A resolution, and whether it depended on the request's navigation signals (the SPA
+/// fallback or the 404 of a missing path: its response carries `navigation::VARY`).
+struct Resolved {
+    target: Result<Target, StatusCode>,
+    by_signals: bool,
+}
+
 impl AssetService {
     fn respond(&self, method: &Method, uri: &http::Uri, req_headers: &HeaderMap) -> ResponseFuture {
         let security = &self.site.options.build.security;
@@ -232,7 +240,14 @@ impl AssetService {
             ));
         }
         let table = self.site.table.load();
-        let target = match self.resolve(&table, uri) {
+        let Resolved { target, by_signals } = self.resolve(&table, uri, req_headers);
+        let vary = |mut r: Response<Body>| {
+            if by_signals {
+                r.headers_mut().insert(header::VARY, navigation::VARY);
+            }
+            r
+        };
+        let target = match target {
             Ok(t) => t,
             Err(status) => {
                 let msg = if status == StatusCode::BAD_REQUEST {
@@ -240,7 +255,7 @@ impl AssetService {
                 } else {
                     "404 Not Found\n"
                 };
-                return ready(text(status, msg, security));
+                return ready(vary(text(status, msg, security)));
             }
         };
         let (asset, status) = match target {
@@ -293,19 +308,30 @@ impl AssetService {
                 }));
             }
         };
-        ready(self.serve(&asset, status, method, req_headers, &source))
+        ready(vary(self.serve(
+            &asset,
+            status,
+            method,
+            req_headers,
+            &source,
+        )))
     }
 
     /// Maps the request path to an asset: exact file, directory index, redirect to add the
-    /// slash of a directory, SPA fallback to index.html, the site's 404.html, or a status.
-    fn resolve(&self, table: &AssetTable, uri: &http::Uri) -> Result<Target, StatusCode> {
+    /// slash of a directory, SPA fallback to index.html for a navigation (see
+    /// app/navigation.rs), the site's 404.html, or a status.
+    fn resolve(&self, table: &AssetTable, uri: &http::Uri, req: &HeaderMap) -> Resolved {
+        let found = |target| Resolved {
+            target,
+            by_signals: false,
+        };
         let decoded = match path::decode(uri.path()) {
             Ok(p) => p,
-            Err(path::PathError::Malformed) => return Err(StatusCode::BAD_REQUEST),
-            Err(path::PathError::Forbidden) => return Err(StatusCode::NOT_FOUND),
+            Err(path::PathError::Malformed) => return found(Err(StatusCode::BAD_REQUEST)),
+            Err(path::PathError::Forbidden) => return found(Err(StatusCode::NOT_FOUND)),
         };
         if let Some(asset) = table.get(&decoded) {
-            return Ok(Target::Asset(Arc::clone(asset), StatusCode::OK));
+            return found(Ok(Target::Asset(Arc::clone(asset), StatusCode::OK)));
         }
         if table.dirs.contains(&*decoded) {
             let mut location = format!("{}/", uri.path());
@@ -313,17 +339,30 @@ impl AssetService {
                 location.push('?');
                 location.push_str(q);
             }
-            return Ok(Target::Redirect(location));
+            return found(Ok(Target::Redirect(location)));
         }
-        if self.site.options.spa
-            && !path::has_extension(&decoded)
-            && !decoded.starts_with("/.well-known/")
-        {
-            return Ok(Target::Asset(Arc::clone(&table.index), StatusCode::OK));
+        let spa = self.site.options.spa && !decoded.starts_with("/.well-known/");
+        if spa {
+            // A navigation gets the app whatever its last segment looks like (`/u/john.doe`,
+            // `/docs/v1.2`); a missing script or image keeps its 404.
+            let page = match navigation::wants(req) {
+                navigation::Wants::Page => true,
+                navigation::Wants::Resource => false,
+                navigation::Wants::Unknown => !path::has_extension(&decoded),
+            };
+            if page {
+                return Resolved {
+                    target: Ok(Target::Asset(Arc::clone(&table.index), StatusCode::OK)),
+                    by_signals: true,
+                };
+            }
         }
-        match &table.not_found {
-            Some(page) => Ok(Target::Asset(Arc::clone(page), StatusCode::NOT_FOUND)),
-            None => Err(StatusCode::NOT_FOUND),
+        Resolved {
+            target: match &table.not_found {
+                Some(page) => Ok(Target::Asset(Arc::clone(page), StatusCode::NOT_FOUND)),
+                None => Err(StatusCode::NOT_FOUND),
+            },
+            by_signals: spa,
         }
     }
 

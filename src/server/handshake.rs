@@ -14,16 +14,23 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::LazyConfigAcceptor;
-use tokio_rustls::StartHandshake;
+
+mod acme_answer;
+mod failures;
+
+use acme_answer::AcmeValidation;
+use failures::{
+    classify_error, closed_at_shutdown, handshake_failed, log_plaintext, not_tls, proxy_refused,
+    Refusal,
+};
 
 use super::io::{close_gracefully, Prefixed};
 use super::policy::SHUTDOWN_GRACE;
 use super::sniff::{self, Sniff};
 use super::{plaintext, proxy, Kind, Shared};
-use crate::acme::challenge::{Challenges, ACME_TLS_ALPN};
+use crate::acme::challenge::ACME_TLS_ALPN;
 use crate::config::PlaintextMode;
 use crate::telemetry::{FailureClass, Metrics};
-use crate::tls;
 
 /// The established session, boxed: moved by value through the serving futures (rustc keeps
 /// a copy per async fn), a 1.3 KiB stream would otherwise be counted several times over.
@@ -352,88 +359,6 @@ impl<'a> Opening<'a> {
     }
 }
 
-/// A ClientHello offering `acme-tls/1`: a CA validating a TLS-ALPN-01 challenge (RFC 8737)
-/// for its SNI. It gets the challenge certificate and then close_notify, never HTTP; without
-/// an answer for the name its handshake is refused (no certificate).
-struct AcmeValidation<'a> {
-    shared: &'a Shared,
-    challenges: &'a Arc<Challenges>,
-    peer: SocketAddr,
-    deadline: Instant,
-    sni: Option<String>,
-}
-
-impl AcmeValidation<'_> {
-    /// Completes the handshake with the answer (or refuses it), then closes.
-    async fn answer(self, start: StartHandshake<Prefixed<TcpStream>>) {
-        let Self {
-            shared,
-            challenges,
-            peer,
-            deadline,
-            sni,
-        } = self;
-        // The answer may come from the shared directory (a file read, on another host's
-        // volume perhaps): off the async workers.
-        let answer = match sni.clone() {
-            Some(name) => {
-                let challenges = Arc::clone(challenges);
-                let lookup = tokio::task::spawn_blocking(move || challenges.tls_alpn_answer(&name));
-                match before_tls(shared, deadline, lookup).await {
-                    Ok(found) => found.ok().flatten(),
-                    Err(cut) => return validation_cut(shared, peer, sni.as_deref(), cut),
-                }
-            }
-            None => None,
-        };
-        let domain = sni.as_deref().unwrap_or("none");
-        let found = answer.is_some();
-        let provider = Arc::clone(shared.tls.server_order.crypto_provider());
-        let config = match tls::challenge_config(provider, answer) {
-            Ok(config) => config,
-            Err(e) => {
-                tracing::error!(%peer, domain, error = %e, "tls-alpn-01 configuration refused (a bug)");
-                return;
-            }
-        };
-        match before_tls(shared, deadline, start.into_stream(config)).await {
-            Ok(Ok(tls)) => {
-                tracing::info!(%peer, domain, "answered a tls-alpn-01 challenge");
-                Box::pin(close_gracefully(tls, false)).await;
-            }
-            // Refused as intended: no certificate, the access_denied alert has gone out.
-            Ok(Err(_)) if !found => {
-                shared.metrics.failure(FailureClass::AlertSent);
-                tracing::debug!(%peer, domain, "no tls-alpn-01 answer for this name: handshake refused");
-            }
-            Ok(Err(e)) => {
-                let (class, why) = classify_error(&e);
-                let alpn = [String::from_utf8_lossy(ACME_TLS_ALPN).into_owned()];
-                handshake_failed(shared, peer, sni.as_deref(), Some(&alpn), class, &why);
-            }
-            Err(cut) => validation_cut(shared, peer, sni.as_deref(), cut),
-        }
-    }
-}
-
-/// A TLS-ALPN-01 validation cut short by the deadline or shutdown.
-fn validation_cut(shared: &Shared, peer: SocketAddr, sni: Option<&str>, cut: Cut) {
-    match cut {
-        Cut::Timeout => {
-            let alpn = [String::from_utf8_lossy(ACME_TLS_ALPN).into_owned()];
-            handshake_failed(
-                shared,
-                peer,
-                sni,
-                Some(&alpn),
-                FailureClass::Timeout,
-                "tls-alpn-01 handshake did not complete in time",
-            );
-        }
-        Cut::Shutdown => closed_at_shutdown(peer),
-    }
-}
-
 /// The connection's own address: the listener's, unless that is a wildcard (then the
 /// kernel is asked; only the plaintext answer needs it, so a TLS connection never is).
 fn connection_local(tcp: &TcpStream, listener: SocketAddr) -> SocketAddr {
@@ -486,31 +411,6 @@ async fn read_proxy_header(
     }
 }
 
-/// Why a connection was refused for its PROXY header.
-enum Refusal {
-    /// A trusted proxy's connection without a valid header: the reason.
-    Trusted(&'static str),
-    /// A PROXY header from outside the trusted ranges (a spoofing attempt, or a proxy that
-    /// is missing from --trusted-proxy).
-    Untrusted,
-}
-
-/// Counts and logs (rate-limited) a connection closed for its PROXY header.
-fn proxy_refused(shared: &Shared, peer: SocketAddr, refusal: Refusal) {
-    Metrics::inc(&shared.metrics.proxy_rejected);
-    let Some(suppressed) = shared.warn_limit.allow() else {
-        return;
-    };
-    match refusal {
-        Refusal::Trusted(why) => {
-            tracing::warn!(%peer, reason = why, suppressed, "no valid PROXY header from a trusted proxy; closed");
-        }
-        Refusal::Untrusted => {
-            tracing::warn!(%peer, reason = "peer not in --trusted-proxy", suppressed, "PROXY header from an untrusted peer; closed");
-        }
-    }
-}
-
 /// Why a step before the TLS session was established was cut short.
 enum Cut {
     /// The handshake deadline passed.
@@ -542,138 +442,5 @@ async fn before_tls<F: Future>(
             if until < deadline { Cut::Shutdown } else { Cut::Timeout }
         }),
         () = shared.tokens.force.cancelled() => Err(Cut::Shutdown),
-    }
-}
-
-fn closed_at_shutdown(peer: SocketAddr) {
-    tracing::debug!(%peer, "closed before the TLS handshake completed: shutting down");
-}
-
-/// Maps a handshake error to a class and a precise reason.
-fn classify_error(e: &std::io::Error) -> (FailureClass, String) {
-    if let Some(tls) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        return match tls {
-            rustls::Error::AlertReceived(a) => (
-                FailureClass::AlertReceived,
-                format!("alert_received({a:?})"),
-            ),
-            rustls::Error::InvalidMessage(m) => (
-                FailureClass::AlertSent,
-                format!("alert_sent(decode_error): {m:?}"),
-            ),
-            rustls::Error::PeerIncompatible(p) => (
-                FailureClass::AlertSent,
-                format!("alert_sent(handshake_failure): {p:?}"),
-            ),
-            rustls::Error::PeerMisbehaved(p) => (
-                FailureClass::AlertSent,
-                format!("alert_sent(illegal_parameter): {p:?}"),
-            ),
-            rustls::Error::NoApplicationProtocol => (
-                FailureClass::AlertSent,
-                "alert_sent(no_application_protocol)".into(),
-            ),
-            rustls::Error::DecryptError => {
-                (FailureClass::AlertSent, "alert_sent(bad_record_mac)".into())
-            }
-            other => (
-                FailureClass::ProtocolError,
-                format!("protocol_error({other})"),
-            ),
-        };
-    }
-    match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => (
-            FailureClass::Eof,
-            "eof: peer closed during the handshake".into(),
-        ),
-        std::io::ErrorKind::ConnectionReset => {
-            (FailureClass::Eof, "eof: connection reset by peer".into())
-        }
-        std::io::ErrorKind::InvalidData => (FailureClass::AlertSent, format!("alert_sent: {e}")),
-        _ => (FailureClass::ProtocolError, format!("protocol_error({e})")),
-    }
-}
-
-fn not_tls(shared: &Shared, peer: SocketAddr, first: &[u8]) {
-    handshake_failed(
-        shared,
-        peer,
-        None,
-        None,
-        FailureClass::NotTls,
-        &format!(
-            "first bytes {:02x?} are not a TLS handshake",
-            &first[..first.len().min(sniff::MAX_SNIFF)]
-        ),
-    );
-}
-
-fn handshake_failed(
-    shared: &Shared,
-    peer: SocketAddr,
-    sni: Option<&str>,
-    alpn: Option<&[String]>,
-    class: FailureClass,
-    why: &str,
-) {
-    shared.metrics.failure(class);
-    let Some(suppressed) = shared.warn_limit.allow() else {
-        return;
-    };
-    let current = shared.resolver.current();
-    let names = current
-        .as_ref()
-        .map_or_else(|| "none yet".to_owned(), |c| c.names.to_string());
-    let sni_covered = sni.is_some_and(|s| current.as_ref().is_some_and(|c| c.names.covers(s)));
-    tracing::warn!(
-        %peer,
-        sni = sni.unwrap_or("none"),
-        sni_covered,
-        cert_names = %names,
-        alpn = ?alpn.unwrap_or_default(),
-        reason = class.label(),
-        detail = why,
-        suppressed,
-        "tls handshake failed"
-    );
-}
-
-fn log_plaintext(
-    shared: &Shared,
-    peer: SocketAddr,
-    outcome: &plaintext::Outcome,
-    on_tls_port: bool,
-) {
-    match outcome {
-        plaintext::Outcome::Incomplete => {
-            if on_tls_port {
-                shared.metrics.failure(FailureClass::PlaintextHttp);
-            }
-        }
-        plaintext::Outcome::ChallengeAnswered(token) => {
-            tracing::info!(%peer, token, "answered an http-01 challenge");
-            return;
-        }
-        plaintext::Outcome::ChallengeUnknown => {
-            tracing::debug!(%peer, "no http-01 answer for this token: 404");
-            return;
-        }
-        _ => {
-            Metrics::inc(&shared.metrics.plaintext_redirects);
-            if on_tls_port {
-                shared.metrics.failure(FailureClass::PlaintextHttp);
-            }
-        }
-    }
-    if on_tls_port {
-        if let Some(suppressed) = shared.warn_limit.allow() {
-            tracing::warn!(%peer, reason = "plaintext_http", outcome = ?outcome, suppressed, "plaintext HTTP on the HTTPS port");
-        }
-    } else {
-        tracing::debug!(%peer, outcome = ?outcome, "cleartext request redirected");
     }
 }
