@@ -1,6 +1,6 @@
 //! The HTTP application: ONE `tower::Service` ([`AssetService`]) that answers every request
 //! from the current [`AssetTable`]. It owns routing (exact asset, directory index, SPA
-//! fallback, 404), method rules, conditional and range requests, content negotiation and
+//! fallback for navigations (app/navigation.rs), 404), method rules, conditional and range requests, content negotiation and
 //! the header policy. It knows nothing about sockets or TLS, so it is tested with `oneshot`.
 //!
 //! Hot path: decode the path (no copy unless it has `%`), one hash lookup, negotiate the
