@@ -539,6 +539,62 @@ async fn hashed_asset_names_are_cached_immutable_for_a_year() {
     }
 }
 
+/// The bundler's manifest and the frameworks' immutable directories decide which names are
+/// hashed; names that only look numbered (a date, dimensions, a model) are not `immutable`
+/// (a corrected file would otherwise stay in browsers for a year).
+#[tokio::test]
+async fn the_manifest_and_immutable_directories_decide_and_lookalike_names_are_not_immutable() {
+    let f = Fixture::with(
+        |root| {
+            populate(root);
+            write(
+                root,
+                ".vite/manifest.json",
+                br#"{"src/main.ts":{"file":"assets/index-Abcdefgh.js","css":["assets/index-DiwrgTda.css"],"isEntry":true}}"#,
+            );
+            for rel in [
+                "assets/index-Abcdefgh.js",
+                "assets/index-DiwrgTda.css",
+                "_app/immutable/chunks/B5GhN4wE.js",
+                "hero-1920x1080.jpg",
+                "report-20241201.json",
+                "screenshot-iPhone15.png",
+                "logo-DarkMode.svg",
+            ] {
+                write(root, rel, b"x");
+            }
+        },
+        |_| {},
+    );
+    for uri in [
+        "/assets/index-Abcdefgh.js",
+        "/assets/index-DiwrgTda.css",
+        "/_app/immutable/chunks/B5GhN4wE.js",
+        "/assets/app.3f9a1c2b.js",
+    ] {
+        let (p, _) = f.get(uri).await;
+        assert_eq!(p.status, StatusCode::OK, "{uri}");
+        assert_eq!(h(&p, header::CACHE_CONTROL), Some(IMMUTABLE), "{uri}");
+    }
+    for uri in [
+        "/hero-1920x1080.jpg",
+        "/report-20241201.json",
+        "/screenshot-iPhone15.png",
+        "/logo-DarkMode.svg",
+    ] {
+        let (p, _) = f.get(uri).await;
+        assert_eq!(p.status, StatusCode::OK, "{uri}");
+        assert_eq!(
+            h(&p, header::CACHE_CONTROL),
+            Some("public, max-age=300, must-revalidate"),
+            "{uri}"
+        );
+    }
+    // The manifest itself is a dotfile: never served.
+    let (p, _) = f.get("/.vite/manifest.json").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn index_html_is_never_cached_without_revalidation() {
     let f = Fixture::new();

@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 
 use super::encoding::Encoding;
+use super::hashed::HashedNames;
 use super::headers::{self as policy, SecurityHeaders};
 use super::tree::{Finding, Found, Tree, Unreadable};
 
@@ -96,6 +97,8 @@ pub struct Asset {
     pub(crate) reps: Vec<Representation>,
     pub(crate) encodings: Vec<Encoding>,
     pub(crate) content_type: HeaderValue,
+    /// Served `immutable`: its name carries a content hash (app/hashed.rs).
+    hashed: bool,
     stamp: u64,
     /// Sidecars ignored while loading it; kept so a table that reuses the asset still has
     /// them among its findings.
@@ -230,12 +233,18 @@ impl AssetTable {
             }
         }
         // Load what changed, in parallel: compression dominates start-up.
+        // Which names are content-hashed: the bundler's manifest when the build has one.
+        let hashed = HashedNames::from_root(tree.root());
         let todo: Vec<&Found> = tree
             .files()
             .iter()
-            .filter(|f| reuse.get(f.url.as_str()).is_none_or(|a| a.stamp != f.stamp))
+            .filter(|f| {
+                reuse
+                    .get(f.url.as_str())
+                    .is_none_or(|a| a.stamp != f.stamp || a.hashed != hashed.is_hashed(&f.url))
+            })
             .collect();
-        let loaded = load_parallel(&todo, options)?;
+        let loaded = load_parallel(&todo, options, &hashed)?;
         let mut assets: HashMap<Box<str>, Arc<Asset>> =
             HashMap::with_capacity(tree.files().len() * 2);
         let mut dirs = HashSet::new();
@@ -294,6 +303,7 @@ impl AssetTable {
 fn load_parallel<'a>(
     todo: &[&'a Found],
     options: &BuildOptions,
+    hashed: &HashedNames,
 ) -> Result<HashMap<&'a str, Arc<Asset>>, BuildError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
@@ -306,7 +316,7 @@ fn load_parallel<'a>(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(f) = todo.get(i) else { break };
-                match load(f, options) {
+                match load(f, options, hashed.is_hashed(&f.url)) {
                     Ok(asset) => {
                         out.lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -334,10 +344,9 @@ fn load_parallel<'a>(
         .unwrap_or_else(std::sync::PoisonError::into_inner))
 }
 
-fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
+fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildError> {
     let content_type = policy::content_type(&f.url);
-    let file_name = f.url.rsplit('/').next().unwrap_or_default();
-    let cache_control = policy::cache_control(file_name, &content_type);
+    let cache_control = policy::cache_control(hashed, &content_type);
     let compressible = policy::compressible(&content_type);
     let modified = f.meta.modified().unwrap_or(UNIX_EPOCH);
     let modified_secs = modified
@@ -422,6 +431,7 @@ fn load(f: &Found, options: &BuildOptions) -> Result<Asset, BuildError> {
         reps,
         encodings,
         content_type: ct,
+        hashed,
         stamp: f.stamp,
         findings,
         changed_on_disk: AtomicBool::new(false),

