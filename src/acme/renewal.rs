@@ -12,12 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use instant_acme::{Account, CertificateIdentifier};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 
 use super::challenge::Challenges;
-use super::schedule::{self, Backoff, Lifetime, Window};
+use super::schedule::{self, rfc3339, Backoff, Lifetime, Window};
 use super::state::{OrderLock, StateDir};
 use super::{account, order, AcmeError, Progress};
 use crate::config::AcmeSettings;
@@ -152,17 +150,7 @@ impl Renewal {
         let (cert_path, _) = self.state.cert_paths(&self.settings.domains);
         tokio::task::spawn_blocking(move || {
             resolver.reload().ok()?;
-            let pem = std::fs::read(&cert_path).ok()?;
-            let leaf = CertificateDer::pem_slice_iter(&pem).next()?.ok()?;
-            let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).ok()?;
-            let at = |t: x509_parser::time::ASN1Time| {
-                SystemTime::UNIX_EPOCH
-                    + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or_default())
-            };
-            let life = Lifetime {
-                not_before: at(parsed.validity().not_before),
-                not_after: at(parsed.validity().not_after),
-            };
+            let (life, leaf) = Lifetime::of_pem(&std::fs::read(&cert_path).ok()?)?;
             let id = CertificateIdentifier::try_from(&leaf)
                 .ok()
                 .map(CertificateIdentifier::into_owned);
@@ -301,18 +289,4 @@ fn jitter() -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let x = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
     x
-}
-
-/// A time in RFC 3339 (UTC), for log lines.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or_default())
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
 }

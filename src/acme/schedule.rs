@@ -1,9 +1,13 @@
 //! When to renew, as pure functions of the certificate's lifetime, the CA's suggested
 //! window and the time: [`renew_at`] (two thirds of the lifetime with jitter, or a random
 //! point in the ACME Renewal Information window, RFC 9773) and [`Backoff`] (the wait after
-//! failed attempts, never shorter than the CA's `Retry-After`). No clock and no IO here.
+//! failed attempts, never shorter than the CA's `Retry-After`), and a certificate's
+//! [`Lifetime`] read from its PEM. No clock and no IO here.
 
 use std::time::{Duration, SystemTime};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 /// The validity of a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +16,39 @@ pub struct Lifetime {
     pub not_before: SystemTime,
     /// End of validity.
     pub not_after: SystemTime,
+}
+
+impl Lifetime {
+    /// The validity of the first certificate of a PEM chain (the leaf), with the leaf.
+    #[must_use]
+    pub fn of_pem(pem: &[u8]) -> Option<(Self, CertificateDer<'static>)> {
+        let leaf = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).ok()?;
+        let at = |t: x509_parser::time::ASN1Time| {
+            SystemTime::UNIX_EPOCH
+                + Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or_default())
+        };
+        let life = Self {
+            not_before: at(parsed.validity().not_before),
+            not_after: at(parsed.validity().not_after),
+        };
+        Some((life, leaf))
+    }
+}
+
+/// A time in RFC 3339 (UTC), for log lines and `rampart check`.
+#[must_use]
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or_default())
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
 }
 
 /// The window the CA suggests for renewal (ARI); `end` after `start`.

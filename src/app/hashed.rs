@@ -24,9 +24,6 @@ const IMMUTABLE_DIRS: [&str; 2] = ["/_app/immutable/", "/_next/static/"];
 pub struct HashedNames {
     /// URLs (`/assets/index-BtqZ8k3a.js`) the bundler's manifests list.
     listed: HashSet<String>,
-    /// Whether a manifest was found (then the name heuristic is not used for files in the
-    /// directories it covers).
-    manifest: bool,
 }
 
 impl HashedNames {
@@ -35,7 +32,6 @@ impl HashedNames {
     pub fn from_root(root: &Path) -> Self {
         let mut out = Self::default();
         if let Some(json) = read_json(&root.join(".vite/manifest.json")) {
-            out.manifest = true;
             if let Some(entries) = json.as_object() {
                 for entry in entries.values() {
                     if let Some(file) = entry.get("file").and_then(|f| f.as_str()) {
@@ -57,7 +53,6 @@ impl HashedNames {
             }
         }
         if let Some(json) = read_json(&root.join("asset-manifest.json")) {
-            out.manifest = true;
             if let Some(files) = json.get("files").and_then(|f| f.as_object()) {
                 for f in files.values().filter_map(|f| f.as_str()) {
                     out.add(f);
@@ -91,12 +86,6 @@ impl HashedNames {
         }
         let name = url.rsplit('/').next().unwrap_or(url);
         looks_hashed(name)
-    }
-
-    /// Whether a bundler manifest was found.
-    #[must_use]
-    pub fn has_manifest(&self) -> bool {
-        self.manifest
     }
 }
 
@@ -261,7 +250,7 @@ mod tests {
         )
         .unwrap();
         let h = HashedNames::from_root(dir.path());
-        assert!(h.has_manifest());
+        assert_eq!(h.listed.len(), 5, "{h:?}");
         // Listed: hashed even though the name alone would not say so.
         for url in [
             "/assets/index-Abcdefgh.js",
@@ -278,7 +267,7 @@ mod tests {
         // No manifest: the name alone.
         let empty = tempfile::tempdir().unwrap();
         let h = HashedNames::from_root(empty.path());
-        assert!(!h.has_manifest());
+        assert_eq!(h, HashedNames::default());
         assert!(h.is_hashed("/assets/index-BtqZ8k3a.js"));
         assert!(!h.is_hashed("/assets/index-Abcdefgh.js"));
         // A Vite hash shaped like CamelCase words is a miss without the manifest (it is

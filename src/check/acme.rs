@@ -48,7 +48,10 @@ pub(super) fn certificate(settings: &AcmeSettings, report: &mut Report) -> Optio
                     format!("does not cover {d}: a new certificate is ordered at start"),
                 ),
                 None => {
-                    if let Some(life) = lifetime(&cert) {
+                    if let Some((life, _)) = std::fs::read(&cert)
+                        .ok()
+                        .and_then(|pem| Lifetime::of_pem(&pem))
+                    {
                         let due = schedule::renew_at(life, None, 0.0, settings.renew_after);
                         let when = if due <= SystemTime::now() {
                             "due now: renewed at start".to_owned()
@@ -115,22 +118,4 @@ fn state_dir(dir: &Path, report: &mut Report) {
         }
         _ => report.error(subject, "does not exist and cannot be created here"),
     }
-}
-
-/// The stored leaf's validity.
-fn lifetime(cert: &Path) -> Option<Lifetime> {
-    use rustls_pki_types::pem::PemObject;
-    let pem = std::fs::read(cert).ok()?;
-    let leaf = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
-        .next()?
-        .ok()?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).ok()?;
-    let at = |t: x509_parser::time::ASN1Time| {
-        SystemTime::UNIX_EPOCH
-            + std::time::Duration::from_secs(u64::try_from(t.timestamp()).unwrap_or_default())
-    };
-    Some(Lifetime {
-        not_before: at(parsed.validity().not_before),
-        not_after: at(parsed.validity().not_after),
-    })
 }
