@@ -73,6 +73,7 @@ pub mod config;
 pub mod error;
 pub mod problem;
 pub mod protocol;
+pub mod rules;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
