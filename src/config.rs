@@ -308,6 +308,8 @@ impl Config {
             build: crate::app::BuildOptions {
                 stream_threshold: self.stream_threshold,
                 security: crate::app::SecurityHeaders::new(self.hsts_max_age),
+                // MERGE: from self.file_sections once it holds rules:: types.
+                rules: std::sync::Arc::default(),
             },
         }
     }

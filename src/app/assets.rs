@@ -24,7 +24,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use super::encoding::Encoding;
 use super::hashed::HashedNames;
 use super::headers::{self as policy, SecurityHeaders};
+use super::routes::{self, Entry, OperatorRules, Rules};
 use super::tree::{Finding, Found, Tree, Unreadable};
+use crate::rules::RuleError;
 
 /// Text assets smaller than this are not compressed: the saving would not pay the header.
 const MIN_COMPRESS: u64 = 256;
@@ -45,6 +47,24 @@ pub enum BuildError {
     /// The root has no index.html (a deploy may be half-copied).
     #[error("{0}: no index.html")]
     MissingIndex(PathBuf),
+    /// A site rule file does not parse, or the rules have a redirect loop.
+    #[error("{}", RuleErrors(.0))]
+    Rules(Vec<RuleError>),
+}
+
+/// Rule errors as one message, one per line.
+struct RuleErrors<'a>(&'a [RuleError]);
+
+impl std::fmt::Display for RuleErrors<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
 }
 
 impl From<Unreadable> for BuildError {
@@ -67,6 +87,9 @@ pub struct BuildOptions {
     pub stream_threshold: u64,
     /// Headers added to every response.
     pub security: SecurityHeaders,
+    /// The operator's site rules (`rampart.toml`), merged with the root's rule files at
+    /// each build (app/routes.rs).
+    pub rules: Arc<OperatorRules>,
 }
 
 /// Where an asset's bytes live.
@@ -146,18 +169,22 @@ impl Asset {
         !self.changed_on_disk.swap(true, Ordering::Relaxed)
     }
 
-    pub(crate) fn rep(&self, encoding: Encoding) -> &Representation {
+    /// The index of the representation in `encoding` (identity, 0, when there is none).
+    pub(crate) fn rep_index(&self, encoding: Encoding) -> usize {
         self.reps
             .iter()
-            .find(|r| r.encoding == encoding)
-            .unwrap_or(&self.reps[0])
+            .position(|r| r.encoding == encoding)
+            .unwrap_or(0)
     }
 }
 
 /// An immutable snapshot of the served tree.
 #[derive(Debug)]
 pub struct AssetTable {
-    pub(crate) assets: HashMap<Box<str>, Arc<Asset>>,
+    /// Every servable path with its asset and what the site rules decided for it.
+    pub(crate) assets: HashMap<Box<str>, Entry>,
+    /// The site rules this table was built with.
+    pub(crate) rules: Arc<Rules>,
     /// Directories (no trailing slash) that have an index.html: `/docs` redirects to `/docs/`.
     pub(crate) dirs: HashSet<Box<str>>,
     pub(crate) index: Arc<Asset>,
@@ -173,7 +200,18 @@ impl AssetTable {
     /// Looks up a decoded request path (`/`, `/docs/` and `/x/index.html` all resolve).
     #[must_use]
     pub fn get(&self, path: &str) -> Option<&Arc<Asset>> {
+        self.assets.get(path).map(|e| &e.asset)
+    }
+
+    /// The entry for a decoded request path: the asset and its rule-applied headers.
+    pub(crate) fn entry(&self, path: &str) -> Option<&Entry> {
         self.assets.get(path)
+    }
+
+    /// The site rules in force for this table.
+    #[must_use]
+    pub fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// Number of files served.
@@ -226,18 +264,22 @@ impl AssetTable {
         if !tree.files().iter().any(|f| f.url == "/index.html") {
             return Err(BuildError::MissingIndex(tree.root().to_owned()));
         }
+        let (rules, kept) = routes::load(tree, &options.rules, previous.map(|p| &p.rules))?;
         let mut reuse: HashMap<&str, &Arc<Asset>> = HashMap::new();
         if let Some(prev) = previous {
-            for (url, asset) in &prev.assets {
-                reuse.insert(url, asset);
+            for (url, entry) in &prev.assets {
+                reuse.insert(url, &entry.asset);
             }
         }
+        // The rule files are read above, never served.
+        let served = |f: &&Found| f.url != routes::HEADERS_FILE && f.url != routes::REDIRECTS_FILE;
         // Load what changed, in parallel: compression dominates start-up.
         // Which names are content-hashed: the bundler's manifest when the build has one.
         let hashed = HashedNames::from_root(tree.root());
         let todo: Vec<&Found> = tree
             .files()
             .iter()
+            .filter(served)
             .filter(|f| {
                 reuse
                     .get(f.url.as_str())
@@ -245,12 +287,14 @@ impl AssetTable {
             })
             .collect();
         let loaded = load_parallel(&todo, options, &hashed)?;
-        let mut assets: HashMap<Box<str>, Arc<Asset>> =
-            HashMap::with_capacity(tree.files().len() * 2);
+        let mut assets: HashMap<Box<str>, Entry> = HashMap::with_capacity(tree.files().len() * 2);
         let mut dirs = HashSet::new();
         let (mut files, mut bytes) = (0, 0);
         let mut findings = tree.findings().to_vec();
-        for f in tree.files() {
+        findings.extend(kept);
+        let entry =
+            |url: &str, asset: &Arc<Asset>| routes::entry(url, Arc::clone(asset), &rules.set);
+        for f in tree.files().iter().filter(served) {
             let asset = match loaded.get(f.url.as_str()) {
                 Some(a) => Arc::clone(a),
                 None => Arc::clone(reuse[f.url.as_str()]),
@@ -259,21 +303,23 @@ impl AssetTable {
             findings.extend(asset.findings.iter().cloned());
             bytes += asset.reps.iter().map(|r| r.bytes.len() as u64).sum::<u64>();
             if let Some(dir) = f.url.strip_suffix("/index.html") {
-                assets.insert(format!("{dir}/").into(), Arc::clone(&asset));
+                let url = format!("{dir}/");
+                assets.insert(url.as_str().into(), entry(&url, &asset));
                 if !dir.is_empty() {
                     dirs.insert(dir.into());
                 }
             }
-            assets.insert(f.url.as_str().into(), asset);
+            assets.insert(f.url.as_str().into(), entry(&f.url, &asset));
         }
         let index = assets
             .get("/index.html")
-            .cloned()
+            .map(|e| Arc::clone(&e.asset))
             .ok_or_else(|| BuildError::MissingIndex(tree.root().to_owned()))?;
-        let not_found = assets.get("/404.html").cloned();
+        let not_found = assets.get("/404.html").map(|e| Arc::clone(&e.asset));
         let generation = previous.map_or(1, |p| p.generation + 1);
         Ok(Self {
             assets,
+            rules,
             dirs,
             index,
             not_found,

@@ -14,8 +14,10 @@
 //! nothing, and neither does a failed rebuild beyond its error (the redeploy poller logs that once).
 
 pub mod assets;
+pub mod basic_auth;
 pub mod body;
 pub mod budget;
+pub mod cors;
 pub mod encoding;
 pub mod hashed;
 pub mod headers;
@@ -23,6 +25,7 @@ pub mod navigation;
 pub mod path;
 pub mod range;
 pub(crate) mod redeploy;
+pub mod routes;
 pub mod tree;
 
 use std::convert::Infallible;
@@ -38,7 +41,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use crate::rules::{HeaderOp, Origin, Routed};
 pub use assets::{Asset, AssetTable, BuildError, BuildOptions};
+use basic_auth::BasicAuth;
 use body::Part;
 pub use body::{Body, OnDone};
 pub use budget::{SendBudget, SendPool};
@@ -204,8 +209,13 @@ impl Future for ResponseFuture {
 
 /// What a request resolved to.
 enum Target {
+    /// A path of the table (its headers carry the path's rules).
+    Entry(routes::Entry, StatusCode),
+    /// An asset served for another path (the SPA fallback, a 404 page, a rewrite's
+    /// target): its own headers, with the rules of the requested path applied per request.
     Asset(Arc<Asset>, StatusCode),
-    Redirect(String),
+    /// A redirect to add a directory's slash, or a redirect rule's.
+    Redirect(String, StatusCode),
 }
 
 /// A resolution, and whether it depended on the request's navigation signals (the SPA
@@ -215,24 +225,46 @@ struct Resolved {
     by_signals: bool,
 }
 
+impl Resolved {
+    fn found(target: Result<Target, StatusCode>) -> Self {
+        Self {
+            target,
+            by_signals: false,
+        }
+    }
+}
+
+/// What the service needs of a request.
+#[derive(Clone)]
+struct Ask<'a> {
+    method: &'a Method,
+    uri: &'a http::Uri,
+    headers: &'a HeaderMap,
+}
+
 impl AssetService {
     fn respond(&self, method: &Method, uri: &http::Uri, req_headers: &HeaderMap) -> ResponseFuture {
+        let ask = Ask {
+            method,
+            uri,
+            headers: req_headers,
+        };
+        self.respond_to(&ask, false)
+    }
+
+    /// Answers a request; `authorized`: a Basic-Auth rule for the path has been satisfied.
+    fn respond_to(&self, ask: &Ask<'_>, authorized: bool) -> ResponseFuture {
         let security = &self.site.options.build.security;
+        let method = ask.method;
         let head = *method == Method::HEAD;
         // A HEAD answer is the GET answer without its body, error pages included: hyper's
         // HTTP/2 server would otherwise send the body as DATA frames.
         let ready = |r| ResponseFuture::Ready(Some(if head { without_body(r) } else { r }));
-        if *method != Method::GET && !head {
-            let mut r = text(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "405 Method Not Allowed: this server answers GET and HEAD\n",
-                security,
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return ready(r);
+        let options = *method == Method::OPTIONS;
+        if *method != Method::GET && !head && !options {
+            return ready(method_not_allowed(security));
         }
-        let target_len = uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+        let target_len = ask.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
         if target_len > self.site.options.max_uri_length {
             return ready(text(
                 StatusCode::URI_TOO_LONG,
@@ -240,116 +272,222 @@ impl AssetService {
                 security,
             ));
         }
-        let table = self.site.table.load();
-        let Resolved { target, by_signals } = self.resolve(&table, uri, req_headers);
-        let vary = |mut r: Response<Body>| {
-            if by_signals {
-                r.headers_mut().insert(header::VARY, navigation::VARY);
-            }
-            r
-        };
-        let target = match target {
-            Ok(t) => t,
-            Err(status) => {
-                let msg = if status == StatusCode::BAD_REQUEST {
-                    "400 Bad Request: malformed path\n"
-                } else {
-                    "404 Not Found\n"
+        let decoded = match path::decode(ask.uri.path()) {
+            Ok(p) => p,
+            Err(e) => {
+                let status = match e {
+                    path::PathError::Malformed => StatusCode::BAD_REQUEST,
+                    path::PathError::Forbidden => StatusCode::NOT_FOUND,
                 };
-                return ready(vary(text(status, msg, security)));
+                return ready(error_page(status, security));
             }
         };
-        let (asset, status) = match target {
-            Target::Redirect(location) => {
-                let mut r = text(
-                    StatusCode::PERMANENT_REDIRECT,
-                    "308 Permanent Redirect\n",
-                    security,
-                );
-                if let Ok(v) = HeaderValue::from_str(&location) {
-                    r.headers_mut().insert(header::LOCATION, v);
-                }
-                return ready(r);
+        let table = self.site.table.load();
+        let entry = table.entry(&decoded);
+        // The rules are asked only for a path the table marked, or one it does not have.
+        let rules = &table.rules.set;
+        let ask_rules = !rules.is_empty() && entry.is_none_or(|e| e.ask_rules);
+        let host = ask_rules
+            .then(|| request_host(ask.uri, ask.headers))
+            .flatten();
+        if ask_rules && !authorized {
+            if let Some(auth) = table.rules.auth_for(host, &decoded) {
+                return self.after_auth(Arc::clone(auth), ask);
             }
-            Target::Asset(a, s) => (a, s),
+        }
+        let per_request = ask_rules || entry.is_none();
+        let ops = if per_request && !rules.is_empty() {
+            rules.header_ops(host, &decoded)
+        } else {
+            Vec::new()
         };
-        let source = match &asset.content {
-            assets::Content::Memory => Source::Memory,
-            assets::Content::File(_) => {
-                let (method, req_headers) = (method.clone(), req_headers.clone());
-                let this = self.clone();
-                return ResponseFuture::Open(Box::pin(async move {
-                    match open_checked(Arc::clone(&asset)).await {
-                        Ok(file) => {
-                            this.serve(&asset, status, &method, &req_headers, &Source::File(file))
-                        }
-                        Err(e) => {
-                            // Every request for the file gets a 503 until a rebuild swaps in
-                            // a new entry (never, with watching off): warn once per entry.
-                            let path = asset.disk_path().unwrap_or(Path::new("")).display();
-                            if asset.first_seen_changed() {
-                                tracing::warn!(path = %path, error = %e, "streamed file changed or vanished; answering 503 until the reload");
-                            } else {
-                                tracing::debug!(path = %path, error = %e, "streamed file changed or vanished; 503");
-                            }
-                            let mut r = text(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "503 Service Unavailable: file is being replaced\n",
-                                &this.site.options.build.security,
-                            );
-                            r.headers_mut()
-                                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                            if method == Method::HEAD {
-                                without_body(r)
-                            } else {
-                                r
-                            }
-                        }
-                    }
-                }));
+        if options {
+            let r = match cors::preflight(&ops, ask.headers, security) {
+                Some(r) => r,
+                None => method_not_allowed(security),
+            };
+            return ready(finish(r, false, &ops));
+        }
+        let routed = ask_rules
+            .then(|| rules.route(host, &decoded, ask.uri.query(), entry.is_some()))
+            .flatten();
+        let Resolved { target, by_signals } = match routed {
+            Some(routed) => Resolved::found(self.routed(&table, &routed)),
+            None => self.resolve(&table, entry, &decoded, ask),
+        };
+        let (asset, headers, status) = match target {
+            Err(status) => return ready(finish(error_page(status, security), by_signals, &ops)),
+            Ok(Target::Redirect(location, status)) => {
+                let r = redirect(status, &location, security);
+                return ready(finish(r, by_signals, &ops));
             }
+            Ok(Target::Entry(entry, status)) => (entry.asset, entry.headers, status),
+            Ok(Target::Asset(asset, status)) => (asset, None, status),
         };
-        ready(vary(self.serve(
+        if asset.is_streamed() {
+            let (method, req_headers) = (method.clone(), ask.headers.clone());
+            let this = self.clone();
+            let ops: Vec<(Origin, HeaderOp)> = ops
+                .iter()
+                .map(|(o, op)| ((*o).clone(), (*op).clone()))
+                .collect();
+            return ResponseFuture::Open(Box::pin(async move {
+                let r = this
+                    .serve_file(asset, headers, status, &method, &req_headers)
+                    .await;
+                let ops: Vec<(&Origin, &HeaderOp)> = ops.iter().map(|(o, op)| (o, op)).collect();
+                finish(r, by_signals, &ops)
+            }));
+        }
+        let r = self.serve(
             &asset,
+            headers.as_deref(),
             status,
             method,
-            req_headers,
-            &source,
-        )))
+            ask.headers,
+            &Source::Memory,
+        );
+        ready(finish(r, by_signals, &ops))
     }
 
-    /// Maps the request path to an asset: exact file, directory index, redirect to add the
-    /// slash of a directory, SPA fallback to index.html for a navigation (see
-    /// app/navigation.rs), the site's 404.html, or a status.
-    fn resolve(&self, table: &AssetTable, uri: &http::Uri, req: &HeaderMap) -> Resolved {
-        let found = |target| Resolved {
-            target,
-            by_signals: false,
-        };
-        let decoded = match path::decode(uri.path()) {
-            Ok(p) => p,
-            Err(path::PathError::Malformed) => return found(Err(StatusCode::BAD_REQUEST)),
-            Err(path::PathError::Forbidden) => return found(Err(StatusCode::NOT_FOUND)),
-        };
-        if let Some(asset) = table.get(&decoded) {
-            return found(Ok(Target::Asset(Arc::clone(asset), StatusCode::OK)));
+    /// A request for a path a Basic-Auth rule guards: the check runs off the runtime
+    /// (bcrypt is slow), then the request is answered as if unguarded, or refused.
+    fn after_auth(&self, auth: Arc<BasicAuth>, ask: &Ask<'_>) -> ResponseFuture {
+        let (method, uri, headers) = (ask.method.clone(), ask.uri.clone(), ask.headers.clone());
+        let this = self.clone();
+        ResponseFuture::Open(Box::pin(async move {
+            let security = &this.site.options.build.security;
+            let head = method == Method::HEAD;
+            let refused = match auth.check(headers.get(header::AUTHORIZATION)).await {
+                basic_auth::Outcome::Allowed { .. } => {
+                    let ask = Ask {
+                        method: &method,
+                        uri: &uri,
+                        headers: &headers,
+                    };
+                    return match this.respond_to(&ask, true).await {
+                        Ok(r) => r,
+                        Err(never) => match never {},
+                    };
+                }
+                basic_auth::Outcome::Denied => {
+                    let mut r = text(
+                        StatusCode::UNAUTHORIZED,
+                        "401 Unauthorized: this path needs a user name and password\n",
+                        security,
+                    );
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, auth.challenge());
+                    r
+                }
+                basic_auth::Outcome::Busy => {
+                    let mut r = text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "503 Service Unavailable: too many password checks at once\n",
+                        security,
+                    );
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    r
+                }
+            };
+            if head {
+                without_body(refused)
+            } else {
+                refused
+            }
+        }))
+    }
+
+    /// What a redirect rule's answer is: a redirect, or the target's content served at the
+    /// requested path (200) or with the rule's status (404, 410).
+    fn routed(&self, table: &AssetTable, routed: &Routed<'_>) -> Result<Target, StatusCode> {
+        if routed.status.is_redirection() {
+            return Ok(Target::Redirect(routed.target.clone(), routed.status));
         }
-        if table.dirs.contains(&*decoded) {
-            let mut location = format!("{}/", uri.path());
-            if let Some(q) = uri.query() {
+        match table.get(&routed.target) {
+            Some(asset) => Ok(Target::Asset(Arc::clone(asset), routed.status)),
+            None if routed.status == StatusCode::OK => Err(StatusCode::NOT_FOUND),
+            None => Err(routed.status),
+        }
+    }
+
+    /// Opens a streamed file on the blocking pool and answers from it; a file changed or
+    /// gone since the table was built is a 503 until the rebuild.
+    async fn serve_file(
+        &self,
+        asset: Arc<Asset>,
+        headers: Option<Arc<[HeaderMap]>>,
+        status: StatusCode,
+        method: &Method,
+        req_headers: &HeaderMap,
+    ) -> Response<Body> {
+        match open_checked(Arc::clone(&asset)).await {
+            Ok(file) => self.serve(
+                &asset,
+                headers.as_deref(),
+                status,
+                method,
+                req_headers,
+                &Source::File(file),
+            ),
+            Err(e) => {
+                // Every request for the file gets a 503 until a rebuild swaps in a new
+                // entry (never, with watching off): warn once per entry.
+                let path = asset.disk_path().unwrap_or(Path::new("")).display();
+                if asset.first_seen_changed() {
+                    tracing::warn!(path = %path, error = %e, "streamed file changed or vanished; answering 503 until the reload");
+                } else {
+                    tracing::debug!(path = %path, error = %e, "streamed file changed or vanished; 503");
+                }
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503 Service Unavailable: file is being replaced\n",
+                    &self.site.options.build.security,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                if *method == Method::HEAD {
+                    without_body(r)
+                } else {
+                    r
+                }
+            }
+        }
+    }
+
+    /// Maps a path no rule took to an answer: the table's entry, redirect to add the slash
+    /// of a directory, SPA fallback to index.html for a navigation (see
+    /// app/navigation.rs), the site's 404.html, or a status.
+    fn resolve(
+        &self,
+        table: &AssetTable,
+        entry: Option<&routes::Entry>,
+        decoded: &str,
+        ask: &Ask<'_>,
+    ) -> Resolved {
+        if let Some(entry) = entry {
+            return Resolved::found(Ok(Target::Entry(entry.clone(), StatusCode::OK)));
+        }
+        if table.dirs.contains(decoded) {
+            let mut location = format!("{}/", ask.uri.path());
+            if let Some(q) = ask.uri.query() {
                 location.push('?');
                 location.push_str(q);
             }
-            return found(Ok(Target::Redirect(location)));
+            return Resolved::found(Ok(Target::Redirect(
+                location,
+                StatusCode::PERMANENT_REDIRECT,
+            )));
         }
         let spa = self.site.options.spa && !decoded.starts_with("/.well-known/");
         if spa {
             // A navigation gets the app whatever its last segment looks like (`/u/john.doe`,
             // `/docs/v1.2`); a missing script or image keeps its 404.
-            let page = match navigation::wants(req) {
+            let page = match navigation::wants(ask.headers) {
                 navigation::Wants::Page => true,
                 navigation::Wants::Resource => false,
-                navigation::Wants::Unknown => !path::has_extension(&decoded),
+                navigation::Wants::Unknown => !path::has_extension(decoded),
             };
             if page {
                 return Resolved {
@@ -370,6 +508,7 @@ impl AssetService {
     fn serve(
         &self,
         asset: &Asset,
+        headers: Option<&[HeaderMap]>,
         status: StatusCode,
         method: &Method,
         req: &HeaderMap,
@@ -389,12 +528,15 @@ impl AssetService {
                 &asset.encodings,
             )
         };
-        let rep = asset.rep(encoding);
+        let index = asset.rep_index(encoding);
+        let rep = &asset.reps[index];
+        // The path's own header maps when its rules changed any, else the asset's.
+        let rep_headers = headers.map_or(&rep.headers, |maps| &maps[index]);
 
         if status == StatusCode::OK {
             if let Some(pre) = preconditions(asset, &rep.etag, req) {
                 return if pre == StatusCode::NOT_MODIFIED {
-                    let mut headers = stamped(&rep.headers);
+                    let mut headers = stamped(rep_headers);
                     for h in [
                         header::CONTENT_LENGTH,
                         header::CONTENT_TYPE,
@@ -418,17 +560,17 @@ impl AssetService {
             }
         };
         let Some(range_value) = range_header else {
-            let mut headers = stamped(&rep.headers);
+            let mut headers = stamped(rep_headers);
             if status != StatusCode::OK {
                 headers.insert(header::CACHE_CONTROL, headers::NO_CACHE);
             }
             return with_headers(status, headers, full(source));
         };
         if !if_range_holds(asset, &rep.etag, req) {
-            return with_headers(status, stamped(&rep.headers), full(source));
+            return with_headers(status, stamped(rep_headers), full(source));
         }
         match range::parse(range_value.as_bytes(), asset.len) {
-            Ranges::Ignore => with_headers(status, stamped(&rep.headers), full(source)),
+            Ranges::Ignore => with_headers(status, stamped(rep_headers), full(source)),
             Ranges::Unsatisfiable => {
                 let mut r = text(
                     StatusCode::RANGE_NOT_SATISFIABLE,
@@ -446,7 +588,7 @@ impl AssetService {
             }
             Ranges::Satisfiable(ranges) if ranges.len() == 1 => {
                 let r = &ranges[0];
-                let mut headers = stamped(&rep.headers);
+                let mut headers = stamped(rep_headers);
                 headers::set(
                     &mut headers,
                     header::CONTENT_RANGE,
@@ -479,7 +621,7 @@ impl AssetService {
                 tail.put_slice(format!("\r\n--{}--\r\n", self.site.boundary).as_bytes());
                 parts.push(Part::Bytes(tail.freeze()));
                 let body = Body::from_parts(parts);
-                let mut headers = stamped(&rep.headers);
+                let mut headers = stamped(rep_headers);
                 headers::set(
                     &mut headers,
                     header::CONTENT_TYPE,
@@ -606,6 +748,72 @@ fn etag_list_matches(list: &[u8], etag: &[u8], weak: bool) -> bool {
             None => item == etag,
         }
     })
+}
+
+/// The response with what the request's path adds: the `Vary` of a choice made by the
+/// navigation signals, and the header rules applied per request.
+fn finish(mut r: Response<Body>, by_signals: bool, ops: &[(&Origin, &HeaderOp)]) -> Response<Body> {
+    if by_signals {
+        r.headers_mut().insert(header::VARY, navigation::VARY);
+    }
+    if !ops.is_empty() {
+        let success = r.status().is_success() || r.status() == StatusCode::NOT_MODIFIED;
+        routes::apply(r.headers_mut(), ops, success);
+    }
+    r
+}
+
+/// 405 with `Allow`: the app answers GET and HEAD (and a CORS preflight where a rule
+/// allows one).
+fn method_not_allowed(security: &SecurityHeaders) -> Response<Body> {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "405 Method Not Allowed: this server answers GET and HEAD\n",
+        security,
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
+}
+
+/// The short text answer of an error status the app decided.
+fn error_page(status: StatusCode, security: &SecurityHeaders) -> Response<Body> {
+    let msg = match status {
+        StatusCode::BAD_REQUEST => "400 Bad Request: malformed path\n",
+        StatusCode::GONE => "410 Gone\n",
+        _ => "404 Not Found\n",
+    };
+    text(status, msg, security)
+}
+
+/// A redirect to `location` (a directory's slash, or a redirect rule).
+fn redirect(status: StatusCode, location: &str, security: &SecurityHeaders) -> Response<Body> {
+    let msg = match status {
+        StatusCode::MOVED_PERMANENTLY => "301 Moved Permanently\n",
+        StatusCode::FOUND => "302 Found\n",
+        StatusCode::SEE_OTHER => "303 See Other\n",
+        StatusCode::TEMPORARY_REDIRECT => "307 Temporary Redirect\n",
+        _ => "308 Permanent Redirect\n",
+    };
+    let mut r = text(status, msg, security);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// The host a request names (`:authority` or `Host`), without its port; asked only when a
+/// rule may depend on it.
+fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    let raw = match uri.authority() {
+        Some(a) => a.as_str(),
+        None => headers.get(header::HOST)?.to_str().ok()?,
+    };
+    let raw = raw.rsplit_once('@').map_or(raw, |(_, h)| h);
+    if let Some(v6) = raw.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| h);
+    }
+    Some(raw.split_once(':').map_or(raw, |(h, _)| h))
 }
 
 /// The same status and headers (Content-Length included) with an empty body.

@@ -63,6 +63,12 @@ pub enum Finding {
         /// Why it cannot be read.
         error: String,
     },
+    /// A site rule file (`_headers`, `_redirects`) that does not parse, or rules with a
+    /// redirect loop: the previous rules stay in force.
+    RulesKept {
+        /// Each problem, with its file and line.
+        errors: Vec<crate::rules::RuleError>,
+    },
 }
 
 impl Finding {
@@ -76,6 +82,9 @@ impl Finding {
             | Self::UnresolvableSymlink { path: p, .. }
             | Self::SidecarMismatch { sidecar: p }
             | Self::SidecarUnreadable { sidecar: p, .. } => p,
+            Self::RulesKept { errors } => errors
+                .first()
+                .map_or(Path::new(""), |e| Path::new(&*e.origin.file)),
         }
     }
 
@@ -100,6 +109,11 @@ impl Finding {
             }
             Self::SidecarUnreadable { sidecar, error } => {
                 tracing::warn!(sidecar = %sidecar.display(), error = %error, "cannot read precompressed file");
+            }
+            Self::RulesKept { errors } => {
+                for e in errors {
+                    tracing::warn!(file = %e.origin.file, line = e.origin.line, reason = %e.reason, "site rule refused; the previous rules stay in force");
+                }
             }
         }
     }

@@ -1,0 +1,250 @@
+//! Site rules at table-build time: reading the root's `_headers` and `_redirects`, merging
+//! them with the operator's rules (`[[headers]]`/`[[redirects]]` of `rampart.toml`) into one
+//! [`SiteRules`], and folding them into the table so that a request for a file is still one
+//! lookup: each path a header rule touches gets its own header maps ([`Entry::headers`]),
+//! with the rules' operations applied to the asset's precomputed ones. A path that a rule
+//! must look at per request (a forced or host-qualified redirect, Basic-Auth, a CORS
+//! preflight) is marked ([`Entry::ask_rules`]); every other path never asks the rules again.
+//!
+//! The rule files themselves are never served. A rule file that does not parse (or a set of
+//! rules with a redirect loop) refuses the first table ([`BuildError::Rules`]); on a
+//! rebuild the previous rules stay in force and the table carries a
+//! [`Finding::RulesKept`] that names each file and line.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap};
+
+use super::assets::{Asset, BuildError};
+use super::basic_auth::BasicAuth;
+use super::tree::{Finding, Tree};
+use crate::rules::{
+    headers_file, redirects_file, HeaderOp, HeaderRule, Origin, RedirectRule, RuleError, SiteRules,
+};
+
+/// The URL of the site's header rules file (never served).
+pub const HEADERS_FILE: &str = "/_headers";
+/// The URL of the site's redirect rules file (never served).
+pub const REDIRECTS_FILE: &str = "/_redirects";
+/// A rule file larger than this is refused: rules are a few kilobytes.
+const MAX_RULE_FILE: u64 = 1024 * 1024;
+
+/// The rules the operator configured (`rampart.toml`), fixed for the life of the server.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorRules {
+    /// `[[headers]]`, in file order.
+    pub headers: Vec<HeaderRule>,
+    /// `[[redirects]]`, in file order.
+    pub redirects: Vec<RedirectRule>,
+}
+
+/// A path of the table: its asset, and what the rules decided for this path.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) asset: Arc<Asset>,
+    /// The asset's header maps (one per representation, in the asset's order) with this
+    /// path's header rules applied; `None` when no rule touches the path.
+    pub(crate) headers: Option<Arc<[HeaderMap]>>,
+    /// The rules must be asked on each request for this path (see the module docs).
+    pub(crate) ask_rules: bool,
+}
+
+impl Entry {
+    /// The header map of the asset's representation `index`, rules applied.
+    pub(crate) fn headers(&self, index: usize) -> &HeaderMap {
+        match &self.headers {
+            Some(maps) => &maps[index],
+            None => &self.asset.reps[index].headers,
+        }
+    }
+}
+
+/// The rules of one table, with the verifiers their Basic-Auth operations need (each kept
+/// from table to table while its rule is unchanged, so that its cache of verified
+/// passwords survives a redeploy).
+#[derive(Debug, Default)]
+pub struct Rules {
+    pub(crate) set: SiteRules,
+    pub(crate) auth: HashMap<Origin, Arc<BasicAuth>>,
+}
+
+impl Rules {
+    /// The merged rules.
+    #[must_use]
+    pub fn set(&self) -> &SiteRules {
+        &self.set
+    }
+
+    /// The Basic-Auth verifier a request for `path` must pass, if a rule asks for one (the
+    /// last rule that does, as for any header).
+    pub(crate) fn auth_for(&self, host: Option<&str>, path: &str) -> Option<&Arc<BasicAuth>> {
+        self.set
+            .header_ops(host, path)
+            .into_iter()
+            .rev()
+            .find(|(_, op)| matches!(op, HeaderOp::BasicAuth(_)))
+            .and_then(|(origin, _)| self.auth.get(origin))
+    }
+}
+
+/// Reads the root's rule files and merges them with the operator's. On a rule error: the
+/// first table is refused; a rebuild keeps `previous` rules with a finding.
+pub(crate) fn load(
+    tree: &Tree,
+    operator: &OperatorRules,
+    previous: Option<&Arc<Rules>>,
+) -> Result<(Arc<Rules>, Option<Finding>), BuildError> {
+    match read(tree, operator) {
+        Ok(set) => {
+            let auth = verifiers(&set, previous.map(|p| &**p));
+            Ok((Arc::new(Rules { set, auth }), None))
+        }
+        Err(errors) => match previous {
+            Some(rules) => Ok((Arc::clone(rules), Some(Finding::RulesKept { errors }))),
+            None => Err(BuildError::Rules(errors)),
+        },
+    }
+}
+
+fn read(tree: &Tree, operator: &OperatorRules) -> Result<SiteRules, Vec<RuleError>> {
+    let mut errors = Vec::new();
+    let mut file = |url: &str| -> Option<(String, String)> {
+        let found = tree.files().iter().find(|f| f.url == url)?;
+        let name = found.path.display().to_string();
+        match read_text(&found.path) {
+            Ok(text) => Some((name, text)),
+            Err(reason) => {
+                errors.push(RuleError::new(Origin::new(name, 0), reason));
+                None
+            }
+        }
+    };
+    let headers_text = file(HEADERS_FILE);
+    let redirects_text = file(REDIRECTS_FILE);
+    let site_headers = match headers_text {
+        Some((name, text)) => headers_file::parse(&name, &text).unwrap_or_else(|e| {
+            errors.extend(e);
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let site_redirects = match redirects_text {
+        Some((name, text)) => redirects_file::parse(&name, &text).unwrap_or_else(|e| {
+            errors.extend(e);
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let none = operator.headers.is_empty()
+        && operator.redirects.is_empty()
+        && site_headers.is_empty()
+        && site_redirects.is_empty();
+    if none {
+        return Ok(SiteRules::default());
+    }
+    SiteRules::new(
+        operator.headers.clone(),
+        operator.redirects.clone(),
+        site_headers,
+        site_redirects,
+    )
+}
+
+fn read_text(path: &std::path::Path) -> Result<String, String> {
+    let file = fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_RULE_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_RULE_FILE {
+        return Err(format!("larger than {MAX_RULE_FILE} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())
+}
+
+/// One verifier per Basic-Auth rule, reusing the previous table's for an unchanged rule.
+fn verifiers(set: &SiteRules, previous: Option<&Rules>) -> HashMap<Origin, Arc<BasicAuth>> {
+    let mut out = HashMap::new();
+    for rule in set.header_rules() {
+        for op in &rule.ops {
+            let HeaderOp::BasicAuth(users) = op else {
+                continue;
+            };
+            let kept = previous
+                .and_then(|p| p.auth.get(&rule.origin))
+                .filter(|a| a.credentials() == users.as_slice());
+            let auth = kept.map_or_else(
+                || Arc::new(BasicAuth::new(users.clone(), rule.pattern.as_str())),
+                Arc::clone,
+            );
+            out.insert(rule.origin.clone(), auth);
+        }
+    }
+    out
+}
+
+/// The table's entry for `url`: the asset's header maps with the path's rules applied.
+pub(crate) fn entry(url: &str, asset: Arc<Asset>, rules: &SiteRules) -> Entry {
+    if rules.is_empty() {
+        return Entry {
+            asset,
+            headers: None,
+            ask_rules: false,
+        };
+    }
+    let ops = rules.header_ops(None, url);
+    let ask_rules = rules.may_force(url)
+        || rules.depends_on_host(url)
+        || ops.iter().any(|(_, op)| needs_request(op));
+    let headers = (!ops.is_empty()).then(|| {
+        asset
+            .reps
+            .iter()
+            .map(|rep| {
+                let mut map = rep.headers.clone();
+                apply(&mut map, &ops, true);
+                map
+            })
+            .collect::<Arc<[HeaderMap]>>()
+    });
+    Entry {
+        asset,
+        headers,
+        ask_rules,
+    }
+}
+
+/// Whether an operation needs the request: Basic-Auth, and a CORS origin (a preflight
+/// `OPTIONS` must be answered for the path).
+fn needs_request(op: &HeaderOp) -> bool {
+    match op {
+        HeaderOp::BasicAuth(_) => true,
+        HeaderOp::Set(name, _) => *name == header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderOp::Remove(_) => false,
+    }
+}
+
+/// Applies header operations to a response's headers, in order. `success`: whether the
+/// response is a 2xx or 304; an error page keeps its `Cache-Control: no-cache` whatever a
+/// rule says (a rule that makes `/assets/*` immutable must not make their 404s so).
+pub(crate) fn apply(map: &mut HeaderMap, ops: &[(&Origin, &HeaderOp)], success: bool) {
+    for (_, op) in ops {
+        match op {
+            HeaderOp::Set(name, _) | HeaderOp::Remove(name)
+                if !success && *name == header::CACHE_CONTROL => {}
+            HeaderOp::Set(name, value) => {
+                map.insert(name.clone(), value.clone());
+            }
+            HeaderOp::Remove(name) => {
+                map.remove(name);
+            }
+            HeaderOp::BasicAuth(_) => {}
+        }
+    }
+}
