@@ -7,6 +7,7 @@
 
 mod acme;
 mod cert;
+pub mod route;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -139,17 +140,8 @@ fn settings(config: &Config, report: &mut Report) {
     if problems.is_empty() {
         report.ok("settings", "every value is in range");
     }
-    let sections = &config.file_sections;
-    for (name, count) in [
-        ("[[headers]]", sections.headers.len()),
-        ("[[redirects]]", sections.redirects.len()),
-    ] {
-        if count > 0 {
-            report.warn(
-                format!("--config {name}"),
-                format!("{count} rule(s) read and checked, but this version does not apply them to responses yet"),
-            );
-        }
+    if config.root_problem().is_none() {
+        route::rules(&config.site_options(), report);
     }
 }
 

@@ -37,7 +37,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run every start-up check `serve` runs (root, certificate chain and names, listen
     /// addresses, settings), print a report, and exit 0 only if serving would succeed.
-    Check(ServeArgs),
+    Check(CheckArgs),
     /// Manage the session-ticket key file shared by a fleet (`--ticket-key-file`).
     #[command(subcommand)]
     TicketKey(TicketKeyCommand),
@@ -49,6 +49,19 @@ pub enum Command {
     },
     /// Print the manual page (roff) on stdout, e.g. `rampart man | man -l -`.
     Man,
+}
+
+/// `rampart check ...`: the flags of `serve`, and paths to explain.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The settings to check, as `serve` takes them.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Print the status and headers a GET of PATH would get, and which rule (file and
+    /// line) or default produced each; repeatable. A full URL (`https://www.example.com/x`)
+    /// also names the host, for host-qualified rules.
+    #[arg(long, value_name = "PATH")]
+    pub route: Vec<String>,
 }
 
 /// `rampart ticket-key ...`

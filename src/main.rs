@@ -9,7 +9,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use rampart::cli::{Command, ServeArgs, TicketKeyCommand};
+use rampart::cli::{CheckArgs, Command, TicketKeyCommand};
 use rampart::config::file::ArgsError;
 use rampart::tls::ticket::file;
 
@@ -66,15 +66,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// `rampart check`: the report on stdout; exit 0 only if serving would succeed.
-fn check(args: &ServeArgs) -> ExitCode {
-    let config = match rampart::Config::from_cli_unvalidated(args) {
+/// `rampart check`: the report on stdout, then each `--route` explained; exit 0 only if
+/// serving would succeed.
+fn check(args: &CheckArgs) -> ExitCode {
+    let config = match rampart::Config::from_cli_unvalidated(&args.serve) {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
     let report = rampart::check::report(&config);
     print!("{report}");
-    if report.passed() {
+    let mut explained = true;
+    for route in &args.route {
+        match rampart::check::route::explain(&config.site_options(), route) {
+            Ok(text) => print!("\n{text}"),
+            Err(e) => {
+                eprintln!("rampart: --route {route}: {e}");
+                explained = false;
+            }
+        }
+    }
+    if report.passed() && explained {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -248,3 +248,35 @@ pub(crate) fn apply(map: &mut HeaderMap, ops: &[(&Origin, &HeaderOp)], success: 
         }
     }
 }
+
+/// What `rampart check` says of the site rules: a summary of what was read, or every
+/// error with its file and line.
+///
+/// # Errors
+/// Each rule that does not parse, and each redirect loop.
+pub fn check(options: &super::SiteOptions) -> Result<String, Vec<RuleError>> {
+    let tree = Tree::walk(&options.root)
+        .map_err(|e| vec![RuleError::new(Origin::new(e.path.display().to_string(), 0), e.source.to_string())])?;
+    let set = read(&tree, &options.build.rules)?;
+    let from = |url: &str| tree.files().iter().any(|f| f.url == url);
+    let mut sources = Vec::new();
+    if from(HEADERS_FILE) {
+        sources.push("_headers");
+    }
+    if from(REDIRECTS_FILE) {
+        sources.push("_redirects");
+    }
+    if !options.build.rules.headers.is_empty() || !options.build.rules.redirects.is_empty() {
+        sources.push("the config file");
+    }
+    Ok(if sources.is_empty() {
+        "none (no _headers or _redirects in the root, no [[headers]] or [[redirects]] in a config file)".to_owned()
+    } else {
+        format!(
+            "{} header rule(s) and {} redirect rule(s) from {}; no redirect loop",
+            set.header_rules().len(),
+            set.redirect_rules().len(),
+            sources.join(", ")
+        )
+    })
+}

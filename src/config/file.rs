@@ -167,7 +167,10 @@ where
     let first = Cli::from_arg_matches(&Cli::command().try_get_matches_from(&args)?)?;
     let path = match &first.command {
         None => first.serve.config.as_deref(),
-        Some(crate::cli::Command::Serve(a) | crate::cli::Command::Check(a)) => a.config.as_deref(),
+        Some(
+            crate::cli::Command::Serve(a)
+            | crate::cli::Command::Check(crate::cli::CheckArgs { serve: a, .. }),
+        ) => a.config.as_deref(),
         Some(
             crate::cli::Command::TicketKey(_)
             | crate::cli::Command::Completions { .. }
@@ -190,7 +193,10 @@ where
     let mut cli = Cli::from_arg_matches(&cmd.try_get_matches_from(&args)?)?;
     match &mut cli.command {
         None => cli.serve.file_sections = file_sections,
-        Some(crate::cli::Command::Serve(a) | crate::cli::Command::Check(a)) => {
+        Some(
+            crate::cli::Command::Serve(a)
+            | crate::cli::Command::Check(crate::cli::CheckArgs { serve: a, .. }),
+        ) => {
             a.file_sections = file_sections;
         }
         Some(_) => {}
