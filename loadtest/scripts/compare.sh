@@ -51,6 +51,9 @@
 #   -r ROUNDS (COMPARE_ROUNDS, 3)
 #   -s LIST (COMPARE_SCENARIOS, all)   --servers LIST (COMPARE_SERVERS, nginx,sws,rampart)
 #   COMPARE_IDLE_CONNS (5000), COMPARE_IDLE_HOLD (4 s after all are open)
+#   COMPARE_SITE_RULES=FILE (unset): copied into the served tree as `_headers` (rampart applies
+#   it: loadtest/compare/site-rules/_headers has 20 rules, one of them for every path; nginx
+#   and SWS ignore the file), to measure the request path with site rules in force
 #   COMPARE_NICE (unset; e.g. -10: servers and clients get priority over other work on a busy
 #   machine; only against work in the same cgroup, so it may not help on a shared VM)
 #   COMPARE_SERVER_CORE (0), COMPARE_CLIENT_CORE (1), COMPARE_PORT_BASE (19441: nginx,
@@ -202,6 +205,9 @@ while IFS= read -r -d '' f; do
 done < <(find "$WWW" -type f \( -name '*.html' -o -name '*.js' -o -name '*.mjs' -o -name '*.css' \
   -o -name '*.json' -o -name '*.webmanifest' -o -name '*.svg' -o -name '*.txt' -o -name '*.xml' \
   -o -name '*.wasm' -o -name '*.ico' \) -print0)
+if [ -n "${COMPARE_SITE_RULES:-}" ]; then
+  cp "$COMPARE_SITE_RULES" "$WWW/_headers"
+fi
 SMALL=/favicon.ico
 VENDOR=""
 for f in "$WWW"/assets/vendor.*.js; do [ -f "$f" ] && VENDOR=${f#"$WWW"} && break; done
@@ -690,7 +696,7 @@ scaling() {
 {
   echo "# rampart vs nginx vs static-web-server"
   echo
-  echo "- date: $DATE; command: \`$INVOCATION\` (QUICK=${QUICK:-}, ${DURATION}s per measurement, $ROUNDS rounds, medians)"
+  echo "- date: $DATE; command: \`$INVOCATION\` (QUICK=${QUICK:-}, COMPARE_SITE_RULES=${COMPARE_SITE_RULES:-}, ${DURATION}s per measurement, $ROUNDS rounds, medians)"
   echo "- machine: $NCORES cores ($CPU_MODEL), $(uname -sr); servers pinned to core $SERVER_CORE with one worker, the load generator to core $CLIENT_CORE with one thread"
   echo "- versions: rampart $REV (binary built $(date -u -r "$RAMPART_BIN" +%Y-%m-%dT%H:%M:%SZ)); $NGINX_VERSION$( [ -f /usr/lib/nginx/modules/ngx_http_brotli_static_module.so ] && echo ' (+ brotli_static)'); $SWS_VERSION; $(wrk -v 2>&1 | head -1 | awk '{ print "wrk " $2 }'); $(h2load --version 2>&1 | head -1); $("$LOADTEST" --version)"
   echo "- same leaf certificate (rampart's ECDSA development certificate), TLS 1.2/1.3, the same precompressed .gz/.br bytes; small file = $SMALL ($(stat -c %s "$WWW$SMALL") B, identity), bundle = $VENDOR ($(stat -c %s "$WWW$VENDOR") B, gzip $(stat -c %s "$WWW$VENDOR.gz") B)"
