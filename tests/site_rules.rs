@@ -67,7 +67,11 @@ fn site(dir: &Path) -> std::path::PathBuf {
     support::copy_tree(&support::www(), &root);
     std::fs::write(root.join("_headers"), HEADERS).unwrap();
     std::fs::write(root.join("_redirects"), REDIRECTS).unwrap();
-    std::fs::write(root.join("sw.js"), "self.addEventListener('fetch', () => {});\n").unwrap();
+    std::fs::write(
+        root.join("sw.js"),
+        "self.addEventListener('fetch', () => {});\n",
+    )
+    .unwrap();
     std::fs::write(root.join("forced.txt"), "never served\n").unwrap();
     std::fs::create_dir_all(root.join("embed")).unwrap();
     std::fs::write(root.join("embed/widget.html"), "<p>widget</p>\n").unwrap();
@@ -156,7 +160,10 @@ async fn an_spa_route_gets_its_own_routes_headers_and_a_404_keeps_no_cache() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
     let index = support::www_file("index.html");
-    let nav = [("sec-fetch-mode", "navigate"), ("sec-fetch-dest", "document")];
+    let nav = [
+        ("sec-fetch-mode", "navigate"),
+        ("sec-fetch-dest", "document"),
+    ];
     let (p, body) = s.request(Method::GET, "/app/settings", &nav).await;
     assert_eq!(p.status, StatusCode::OK);
     assert_eq!(&body[..], &index[..]);
@@ -271,7 +278,11 @@ async fn cors_rules_answer_preflights_for_their_paths_only() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
     let (p, _) = s
-        .request(Method::GET, "/fonts/a.woff2", &[("origin", "https://other.example")])
+        .request(
+            Method::GET,
+            "/fonts/a.woff2",
+            &[("origin", "https://other.example")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::OK);
     assert_eq!(h(&p, "access-control-allow-origin"), Some("*"));
@@ -323,7 +334,9 @@ async fn basic_auth_guards_its_paths_with_bcrypt_hashes() {
     let s = TestServer::start(move |c| c.root = root).await;
     let (p, body) = s.get("/staging/").await;
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
-    assert!(h(&p, "www-authenticate").unwrap().starts_with("Basic realm="));
+    assert!(h(&p, "www-authenticate")
+        .unwrap()
+        .starts_with("Basic realm="));
     assert!(!String::from_utf8_lossy(&body).contains("staging"));
     let basic = |user: &str, pass: &str| {
         use base64::Engine as _;
@@ -428,7 +441,11 @@ async fn a_redeploy_with_a_bad_rule_file_keeps_the_previous_rules() {
         .await;
     assert_eq!(h(&get(&r).await, "x-version"), Some("two"));
     // A bad one: the files are redeployed, the rules stay, the warning names the line.
-    std::fs::write(root.join("_headers"), "/*\n  X-Version: three\nno-slash\n  X: y\n").unwrap();
+    std::fs::write(
+        root.join("_headers"),
+        "/*\n  X-Version: three\nno-slash\n  X: y\n",
+    )
+    .unwrap();
     std::fs::write(root.join("robots.txt"), "User-agent: *\nDisallow: /new\n").unwrap();
     let line = r
         .wait_line("the previous rules stay in force", Duration::from_secs(10))
@@ -486,7 +503,9 @@ force = true
     assert_eq!(h(&p, "x-frame-options"), Some("SAMEORIGIN"));
     assert_eq!(h(&p, "x-operator"), Some("yes"));
     assert_eq!(h(&p, "content-security-policy"), Some("default-src 'self'"));
-    let (p, _) = h1.request(Method::GET, "/assets/app.3dd227a0.js", &[]).await;
+    let (p, _) = h1
+        .request(Method::GET, "/assets/app.3dd227a0.js", &[])
+        .await;
     assert_eq!(h(&p, "cache-control"), Some("public, max-age=600"));
     // Redirects: the config file first (its /home wins over _redirects' /home).
     let (p, _) = h1.request(Method::GET, "/home", &[]).await;
@@ -526,9 +545,18 @@ fn check_route_prints_the_answer_and_the_rule_behind_each_header() {
     };
     assert!(line("GET https://localhost/sw.js").contains("sw.js"));
     assert!(line("200 OK").contains("the file"));
-    assert!(line("cache-control: no-cache").ends_with("_headers:10"), "{out}");
-    assert!(line("x-frame-options: DENY").ends_with("_headers:2"), "{out}");
-    assert!(line("x-content-type-options: nosniff").ends_with("default"), "{out}");
+    assert!(
+        line("cache-control: no-cache").ends_with("_headers:10"),
+        "{out}"
+    );
+    assert!(
+        line("x-frame-options: DENY").ends_with("_headers:2"),
+        "{out}"
+    );
+    assert!(
+        line("x-content-type-options: nosniff").ends_with("default"),
+        "{out}"
+    );
 
     let out = run("/blog/2024/post");
     assert!(out.contains("302 Found"), "{out}");

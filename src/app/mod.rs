@@ -286,7 +286,8 @@ impl AssetService {
         let entry = table.entry(&decoded);
         // The rules are asked only for a path the table marked, or one it does not have.
         let rules = &table.rules.set;
-        let ask_rules = !rules.is_empty() && entry.is_none_or(|e| e.ask_rules);
+        let ask_rules =
+            !rules.is_empty() && entry.is_none_or(|e| e.ask_rules || (options && e.preflight));
         let host = ask_rules
             .then(|| request_host(ask.uri, ask.headers))
             .flatten();

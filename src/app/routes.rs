@@ -3,8 +3,9 @@
 //! [`SiteRules`], and folding them into the table so that a request for a file is still one
 //! lookup: each path a header rule touches gets its own header maps ([`Entry::headers`]),
 //! with the rules' operations applied to the asset's precomputed ones. A path that a rule
-//! must look at per request (a forced or host-qualified redirect, Basic-Auth, a CORS
-//! preflight) is marked ([`Entry::ask_rules`]); every other path never asks the rules again.
+//! must look at per request (a forced or host-qualified redirect, Basic-Auth) is marked
+//! ([`Entry::ask_rules`]), and so is one whose `OPTIONS` is a CORS preflight
+//! ([`Entry::preflight`]); every other request for a file never asks the rules again.
 //!
 //! The rule files themselves are never served. A rule file that does not parse (or a set of
 //! rules with a redirect loop) refuses the first table ([`BuildError::Rules`]); on a
@@ -48,8 +49,12 @@ pub(crate) struct Entry {
     /// The asset's header maps (one per representation, in the asset's order) with this
     /// path's header rules applied; `None` when no rule touches the path.
     pub(crate) headers: Option<Arc<[HeaderMap]>>,
-    /// The rules must be asked on each request for this path (see the module docs).
+    /// The rules must be asked on each request for this path: a forced or host-qualified
+    /// rule may take it, or Basic-Auth guards it.
     pub(crate) ask_rules: bool,
+    /// A rule allows cross-origin requests here: an `OPTIONS` asks the rules for the
+    /// preflight's answer (a GET does not: the header is in the maps).
+    pub(crate) preflight: bool,
 }
 
 impl Entry {
@@ -196,12 +201,18 @@ pub(crate) fn entry(url: &str, asset: Arc<Asset>, rules: &SiteRules) -> Entry {
             asset,
             headers: None,
             ask_rules: false,
+            preflight: false,
         };
     }
     let ops = rules.header_ops(None, url);
     let ask_rules = rules.may_force(url)
         || rules.depends_on_host(url)
-        || ops.iter().any(|(_, op)| needs_request(op));
+        || ops
+            .iter()
+            .any(|(_, op)| matches!(op, HeaderOp::BasicAuth(_)));
+    let preflight = ops.iter().any(
+        |(_, op)| matches!(op, HeaderOp::Set(name, _) if *name == header::ACCESS_CONTROL_ALLOW_ORIGIN),
+    );
     let headers = (!ops.is_empty()).then(|| {
         asset
             .reps
@@ -217,16 +228,7 @@ pub(crate) fn entry(url: &str, asset: Arc<Asset>, rules: &SiteRules) -> Entry {
         asset,
         headers,
         ask_rules,
-    }
-}
-
-/// Whether an operation needs the request: Basic-Auth, and a CORS origin (a preflight
-/// `OPTIONS` must be answered for the path).
-fn needs_request(op: &HeaderOp) -> bool {
-    match op {
-        HeaderOp::BasicAuth(_) => true,
-        HeaderOp::Set(name, _) => *name == header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderOp::Remove(_) => false,
+        preflight,
     }
 }
 
@@ -255,8 +257,12 @@ pub(crate) fn apply(map: &mut HeaderMap, ops: &[(&Origin, &HeaderOp)], success: 
 /// # Errors
 /// Each rule that does not parse, and each redirect loop.
 pub fn check(options: &super::SiteOptions) -> Result<String, Vec<RuleError>> {
-    let tree = Tree::walk(&options.root)
-        .map_err(|e| vec![RuleError::new(Origin::new(e.path.display().to_string(), 0), e.source.to_string())])?;
+    let tree = Tree::walk(&options.root).map_err(|e| {
+        vec![RuleError::new(
+            Origin::new(e.path.display().to_string(), 0),
+            e.source.to_string(),
+        )]
+    })?;
     let set = read(&tree, &options.build.rules)?;
     let from = |url: &str| tree.files().iter().any(|f| f.url == url);
     let mut sources = Vec::new();
