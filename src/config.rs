@@ -18,7 +18,7 @@ pub mod types;
 pub use acme::AcmeSettings;
 #[cfg(feature = "cli")]
 pub use file::parse_args;
-pub use sections::{FileSections, HeaderRule, RedirectRule};
+pub use sections::FileSections;
 pub use types::{AcmeChallenge, Cidr, LogFormat, PlaintextMode};
 
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@
 
 use rampart::cli::{Cli, Command};
 use rampart::config::parse_args;
+use rampart::rules::{HeaderOp, QueryCondition, QueryValue};
 
 /// Parses `text` as the `--config` file of `rampart serve`.
 fn parse(text: &str) -> Result<Cli, String> {
@@ -48,11 +49,18 @@ fn headers_and_redirects_sections_are_read_into_typed_rules_with_their_lines() {
     let [header] = sections.headers.as_slice() else {
         panic!("{sections:?}")
     };
-    assert_eq!((header.line, header.pattern.as_str()), (3, "/assets/*"));
+    assert_eq!(
+        (header.origin.line, header.pattern.as_str()),
+        (3, "/assets/*")
+    );
+    assert!(header.origin.file.ends_with("rampart.toml"));
     let values: Vec<(&str, &str)> = header
-        .values
+        .ops
         .iter()
-        .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+        .map(|op| match op {
+            HeaderOp::Set(n, v) => (n.as_str(), v.to_str().unwrap()),
+            other => panic!("{other:?}"),
+        })
         .collect();
     assert_eq!(
         values,
@@ -65,11 +73,11 @@ fn headers_and_redirects_sections_are_read_into_typed_rules_with_their_lines() {
         panic!("{sections:?}")
     };
     assert_eq!(
-        (first.line, first.from.as_str(), first.to.as_str()),
+        (first.origin.line, first.from.as_str(), first.to.as_str()),
         (7, "/old", "https://example.com/new")
     );
     assert_eq!((first.status.as_u16(), first.force), (302, true));
-    assert_eq!(second.line, 13);
+    assert_eq!(second.origin.line, 13);
     assert_eq!((second.status.as_u16(), second.force), (301, false));
 }
 
@@ -131,7 +139,7 @@ fn an_unknown_field_gets_a_did_you_mean() {
     assert_eq!(
         problems("[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\nstauts = 301\n"),
         "rampart.toml:4: redirects.stauts: unknown field (fields of `redirects`: from, \
-         to, status, force); did you mean `status`?"
+         to, status, force, query); did you mean `status`?"
     );
 }
 
@@ -155,7 +163,8 @@ fn a_field_of_the_wrong_type_names_the_expected_type() {
 fn values_that_can_never_work_are_refused_with_the_line() {
     assert_eq!(
         problems("[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\nstatus = 999\n"),
-        "rampart.toml:4: redirects.status: 999 is not one of 200, 301, 302, 303, 307, 308"
+        "rampart.toml:4: redirects.status: 999 is not one of 200, 301, 302, 303, 307, 308, \
+         404, 410"
     );
     assert_eq!(
         problems("[[redirects]]\nfrom = \"old\"\nto = \"/b\"\n"),
@@ -181,6 +190,85 @@ fn section_and_flag_problems_are_reported_together_in_line_order() {
     assert_eq!(
         problems("workers = \"many\"\n[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\nstatus = 1\n"),
         "rampart.toml:1: workers: \"many\": invalid digit found in string\n\
-         rampart.toml:5: redirects.status: 1 is not one of 200, 301, 302, 303, 307, 308"
+         rampart.toml:5: redirects.status: 1 is not one of 200, 301, 302, 303, 307, 308, \
+         404, 410"
+    );
+}
+
+#[test]
+fn redirects_take_query_conditions_and_refuse_proxying() {
+    let text = "[[redirects]]\nfrom = \"/store\"\nquery = { id = \":id\", tab = \"all\" }\n\
+                to = \"/items/:id\"\n";
+    let cli = parse(text).unwrap();
+    let [rule] = cli.serve.file_sections.redirects.as_slice() else {
+        panic!("one rule expected")
+    };
+    assert_eq!(
+        rule.query,
+        [
+            QueryCondition {
+                name: "id".into(),
+                value: QueryValue::Capture("id".into())
+            },
+            QueryCondition {
+                name: "tab".into(),
+                value: QueryValue::Exact("all".into())
+            }
+        ]
+    );
+    assert_eq!(
+        problems(
+            "[[redirects]]\nfrom = \"/a\"\nto = \"https://api.example.com/a\"\nstatus = 200\n"
+        ),
+        "rampart.toml:3: redirects.to: https://api.example.com/a: proxying to another origin \
+         is not supported; a 200 rewrite needs a local path"
+    );
+    assert_eq!(
+        problems("[[redirects]]\nfrom = \"/a\"\nto = \"/b\"\nquery = { id = \":\" }\n"),
+        "rampart.toml:4: redirects.query.id: \":\": a captured value is `:placeholder` \
+         (letters, digits and _)"
+    );
+}
+
+#[test]
+fn patterns_are_checked_by_the_site_rules_parser() {
+    assert_eq!(
+        problems("[[headers]]\nfor = \"/*/*\"\nvalues = { X-A = \"1\" }\n"),
+        "rampart.toml:2: headers.for: \"/*/*\" has more than one *; a pattern has at most one \
+         splat"
+    );
+    assert_eq!(
+        problems("[[redirects]]\nfrom = \"/:id.json\"\nto = \"/b\"\n"),
+        "rampart.toml:2: redirects.from: \"/:id.json\": the placeholder in \":id.json\" is \
+         mixed with other text; a placeholder is a whole segment (or host label), `:name` \
+         (letters, digits and _)"
+    );
+}
+
+#[test]
+fn headers_take_removal_and_bcrypt_basic_auth() {
+    let hash = "$2b$10$rXJ3m1ZpQ3sQk8v3C6mD2OQx0iQb1VJw8m0a4lXJjv3a6yQ0mKx3u";
+    let text = format!(
+        "[[headers]]\nfor = \"/staging/*\"\nvalues = {{ X-Frame-Options = \"\", \
+         Basic-Auth = \"ann:{hash}\" }}\n"
+    );
+    let cli = parse(&text).unwrap();
+    let [rule] = cli.serve.file_sections.headers.as_slice() else {
+        panic!("one rule expected")
+    };
+    assert_eq!(rule.ops.len(), 2, "{:?}", rule.ops);
+    assert!(rule
+        .ops
+        .iter()
+        .any(|op| matches!(op, HeaderOp::Remove(n) if n == "x-frame-options")));
+    assert!(rule
+        .ops
+        .iter()
+        .any(|op| matches!(op, HeaderOp::BasicAuth(users) if users[0].user == "ann")));
+    assert_eq!(
+        problems("[[headers]]\nfor = \"/\"\nvalues = { Basic-Auth = \"ann:hunter2\" }\n"),
+        "rampart.toml:3: headers.values.Basic-Auth: the password of ann is not a bcrypt hash: \
+         store `ann:$(rampart hash-password)` (or the hash from `htpasswd -nB ann`), never the \
+         password itself"
     );
 }

@@ -1,6 +1,7 @@
 //! Property tests for the parsers a network peer reaches: the connection sniffer, the
 //! PROXY protocol header, the plaintext-HTTP head parser (with the ACME HTTP-01 token it
-//! may ask for), request-path decoding, `Range` and `Accept-Encoding`.
+//! may ask for), request-path decoding, `Range` and `Accept-Encoding`; and the site-rule
+//! files a deploy ships (`_headers`, `_redirects`) with their path patterns.
 //! Every function must be total (never panic) on arbitrary input and keep its documented
 //! invariants. Bounded for CI (2000 cases per property by default; set `PROPTEST_CASES` for a
 //! longer run). The same functions are fuzzed by the targets in `fuzz/`.
@@ -16,6 +17,8 @@ use rampart::acme::challenge::{self, Challenges};
 use rampart::app::encoding::{self, Encoding};
 use rampart::app::path;
 use rampart::app::range::{self, Ranges, MAX_RANGES};
+use rampart::rules::pattern::expand;
+use rampart::rules::{headers_file, redirects_file, Pattern, RuleError, SiteRules};
 use rampart::server::plaintext::{self, PlainRequest};
 use rampart::server::proxy::{self, Parse, V2_MAX, V2_SIGNATURE};
 use rampart::server::sniff::{self, Sniff, MAX_SNIFF};
@@ -900,5 +903,149 @@ proptest! {
         }
         let got = proxy::parse(&header).map(|h| (h.consumed, h.source));
         prop_assert_eq!(got, Ok((header.len(), Some(src))));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Site rules (rules/): `_headers`, `_redirects` and their patterns
+// ---------------------------------------------------------------------------------------------
+
+/// Pattern-like text: the pieces patterns are made of, sometimes misplaced, and junk.
+fn pattern_like() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        4 => re("[a-z0-9._-]{0,6}"),
+        2 => Just(":".to_string()),
+        2 => re(":[a-z_]{1,4}"),
+        2 => Just("*".to_string()),
+        1 => re("[^/]{0,4}"),
+    ];
+    let path = prop::collection::vec((piece, any::<bool>()), 0..6).prop_map(|parts| {
+        parts
+            .into_iter()
+            .map(|(p, slash)| if slash { format!("/{p}") } else { p })
+            .collect::<String>()
+    });
+    (
+        prop_oneof![
+            6 => Just("".to_string()),
+            1 => Just("https://".to_string()),
+            1 => Just("http://example.com".to_string()),
+            1 => Just("https://:sub.example.com".to_string()),
+            1 => re("https?://[a-z:.*0-9]{0,12}"),
+        ],
+        prop_oneof![8 => Just("/".to_string()), 1 => Just("".to_string()), 1 => re(".{0,2}")],
+        path,
+    )
+        .prop_map(|(host, slash, path)| format!("{host}{slash}{path}"))
+}
+
+/// Rules-file-like text: lines from both grammars, well-formed and not, with CRLF, a BOM,
+/// indentation, comments and junk.
+fn rules_text() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        3 => pattern_like(),
+        3 => (ows(), re("[A-Za-z-]{0,8}"), re("[ -~]{0,12}"))
+            .prop_map(|(w, n, v)| format!(" {w}{n}: {v}")),
+        1 => re("[A-Za-z-]{0,8}").prop_map(|n| format!("  ! {n}")),
+        1 => re("[a-z]{0,3}:[$./A-Za-z0-9]{0,60}").prop_map(|c| format!("  Basic-Auth: {c}")),
+        3 => (pattern_like(), prop::collection::vec(re("[a-zA-Z]{0,4}=:?[a-z]{0,3}"), 0..3),
+              pattern_like(), re("[0-9]{0,3}!?"))
+            .prop_map(|(from, q, to, status)| format!("{from} {} {to} {status}", q.join(" "))),
+        1 => re("#.{0,10}"),
+        1 => Just(String::new()),
+        1 => re(".{0,20}"),
+    ];
+    (
+        prop::collection::vec(line, 0..16),
+        prop_oneof![Just("\n"), Just("\r\n")],
+        any::<bool>(),
+    )
+        .prop_map(|(lines, eol, bom)| {
+            let bom = if bom { "\u{feff}" } else { "" };
+            format!("{bom}{}", lines.join(eol))
+        })
+}
+
+/// Every error names a line of the text.
+fn lines_in_range(errors: &[RuleError], text: &str) -> Result<(), TestCaseError> {
+    let count = text.lines().count();
+    for e in errors {
+        prop_assert!(
+            (1..=count).contains(&e.origin.line),
+            "{e} outside 1..={count} of {text:?}"
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn rules_parsers_are_total_and_name_lines_of_the_text(
+        text in rules_text(),
+        junk in bytes(),
+    ) {
+        let lossy = String::from_utf8_lossy(&junk);
+        for text in [text.as_str(), &*lossy] {
+            let headers = headers_file::parse("_headers", text);
+            let redirects = redirects_file::parse("_redirects", text);
+            if let Err(errors) = &headers {
+                prop_assert!(!errors.is_empty());
+                lines_in_range(errors, text)?;
+            }
+            if let Err(errors) = &redirects {
+                prop_assert!(!errors.is_empty());
+                lines_in_range(errors, text)?;
+            }
+            if let (Ok(h), Ok(r)) = (headers, redirects) {
+                if let Ok(rules) = SiteRules::new(vec![], vec![], h, r) {
+                    for path in ["/", "/a", "/a/b/", "/é"] {
+                        let _ = rules.route(Some("example.com"), path, Some("a=1&b=%zz"), false);
+                        let _ = rules.header_ops(None, path);
+                        let _ = rules.may_force(path);
+                        let _ = rules.depends_on_host(path);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_are_total_and_matching_never_panics(
+        text in pattern_like(),
+        junk in re(".{0,24}"),
+        path in re("/[ -~]{0,40}"),
+        host in re("[a-z.:]{0,12}"),
+    ) {
+        for text in [&text, &junk] {
+            if let Ok(pattern) = Pattern::parse(text) {
+                prop_assert_eq!(pattern.as_str(), text.as_str());
+                let m = pattern.matches(Some(&host), &path);
+                let _ = pattern.matches(None, &path);
+                let by_path = pattern.matches_path(&path);
+                if m.is_some() {
+                    prop_assert!(by_path.is_some());
+                }
+                if let Some(c) = m {
+                    let _ = expand(text, &c);
+                    prop_assert_eq!(c.splat.is_some(), pattern.has_splat());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_literal_pattern_matches_exactly_its_own_text(
+        lit in re("(/[A-Za-z0-9._~-]{0,6}){1,5}"),
+        other in re("/[ -~]{0,30}"),
+    ) {
+        let pattern = Pattern::parse(&lit).unwrap();
+        prop_assert!(pattern.matches(None, &lit).is_some());
+        prop_assert_eq!(pattern.matches(None, &other).is_some(), other == lit);
+        let longer = format!("{lit}/");
+        prop_assert!(pattern.matches(None, &longer).is_none());
+        prop_assert!(pattern.matches(None, &lit[..lit.len() - 1]).is_none());
+        prop_assert_eq!(expand(&lit, &Default::default()), lit);
     }
 }

@@ -235,7 +235,8 @@ fn parse(path: &Path, text: &str) -> Result<(Defaults, FileSections), FileError>
     let mut root = root.into_inner();
     let keys = FileSettings::keys();
     let is_flag_key = |k: &str| keys.iter().any(|f| f == k) || NOT_KEYS.contains(&k);
-    let (file_sections, mut problems) = sections::take(&mut root, text, is_flag_key);
+    let (file_sections, mut problems) =
+        sections::take(&mut root, text, &path.display().to_string(), is_flag_key);
     let de = toml::de::Deserializer::from(Spanned::new(span, root));
     let settings = match FileSettings::deserialize(de) {
         Ok(settings) => settings,

@@ -8,15 +8,21 @@
 //! [`crate::Config::file_sections`].
 //!
 //! Registered today: `[[headers]]` ([`HeaderRule`]) and `[[redirects]]` ([`RedirectRule`]),
-//! the site rules. This module only reads and checks them; it must not apply them to
-//! responses (the app does that, from `Config`). To add a section: an entry in
+//! the operator's site rules, built with the same pattern and header parsers as the
+//! `_headers` and `_redirects` files ([`crate::rules`]). This module only reads and checks
+//! them; it must not apply them to responses (the app does that, from `Config`). To add a section: an entry in
 //! [`SECTIONS`], a field of [`FileSections`], a rule type and its builder called from `take`.
 
-use http::{HeaderName, HeaderValue, StatusCode};
+use std::sync::Arc;
+
+use http::StatusCode;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::problem::{did_you_mean, FileProblem};
+use crate::rules::{
+    self, header_op, HeaderRule, Origin, Pattern, QueryCondition, QueryValue, RedirectRule,
+};
 
 /// How a section is written in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,57 +103,34 @@ pub const SECTIONS: &[SectionSpec] = &[
             field("to", FieldType::String, true),
             field("status", FieldType::Integer, false),
             field("force", FieldType::Boolean, false),
+            field("query", FieldType::StringTable, false),
         ],
     },
 ];
 
-/// The statuses a `[[redirects]]` rule may answer with (200: a rewrite, served in place).
-pub const REDIRECT_STATUSES: [u16; 6] = [200, 301, 302, 303, 307, 308];
-
 /// The file-only sections of a `--config` file, read and checked; empty without a file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSections {
-    /// `[[headers]]`, in file order.
+    /// `[[headers]]`, in file order; each rule's origin is the file and the line of its
+    /// `[[headers]]`.
     pub headers: Vec<HeaderRule>,
-    /// `[[redirects]]`, in file order.
+    /// `[[redirects]]`, in file order; each rule's origin is the file and the line of its
+    /// `[[redirects]]`.
     pub redirects: Vec<RedirectRule>,
-}
-
-/// A `[[headers]]` entry: headers to add to the responses for a path pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderRule {
-    /// The line of the entry in the file, for later messages.
-    pub line: usize,
-    /// `for`: the pattern the rule applies to; starts with `/`, `http://` or `https://`.
-    pub pattern: String,
-    /// `values`: header names and values, in file order; at least one.
-    pub values: Vec<(HeaderName, HeaderValue)>,
-}
-
-/// A `[[redirects]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedirectRule {
-    /// The line of the entry in the file, for later messages.
-    pub line: usize,
-    /// `from`: the pattern matched; starts with `/`, `http://` or `https://`.
-    pub from: String,
-    /// `to`: where it leads; starts with `/`, `http://` or `https://`.
-    pub to: String,
-    /// `status`: one of [`REDIRECT_STATUSES`]; 301 when not given.
-    pub status: StatusCode,
-    /// `force`: apply even when a file exists at `from`; false when not given.
-    pub force: bool,
 }
 
 /// Takes every registered section out of the file's top-level table, and every other table
 /// or array of tables whose name `is_flag_key` does not know (an unknown section), leaving
 /// the flag keys; returns the typed sections and the problems found (empty when all is
-/// well). `text` is the file, for line numbers.
+/// well). `text` is the file, for line numbers; `file` its name as the operator gave it,
+/// for the rules' origins.
 pub(crate) fn take(
     root: &mut DeTable<'_>,
     text: &str,
+    file: &str,
     is_flag_key: impl Fn(&str) -> bool,
 ) -> (FileSections, Vec<FileProblem>) {
+    let file: Arc<str> = file.into();
     let mut out = FileSections::default();
     let mut problems = Vec::new();
     let names: Vec<String> = root.keys().map(|k| k.get_ref().to_string()).collect();
@@ -178,12 +161,12 @@ pub(crate) fn take(
             "headers" => out.headers.extend(
                 entries
                     .into_iter()
-                    .filter_map(|e| header_rule(e, &mut problems)),
+                    .filter_map(|e| header_rule(e, &file, &mut problems)),
             ),
             "redirects" => out.redirects.extend(
                 entries
                     .into_iter()
-                    .filter_map(|e| redirect_rule(e, &mut problems)),
+                    .filter_map(|e| redirect_rule(e, &file, &mut problems)),
             ),
             _ => {}
         }
@@ -395,28 +378,14 @@ fn typed(
     }
 }
 
-/// Paths and URLs a rule names: a path from the root, or an absolute http(s) URL.
-fn check_target(entry: &Entry, field: &str, problems: &mut Vec<FileProblem>) -> Option<String> {
-    let (line, value) = entry.string(field)?;
-    if ["/", "https://", "http://"]
-        .iter()
-        .any(|p| value.starts_with(p))
-    {
-        Some(value.to_owned())
-    } else {
-        problems.push(FileProblem::at(
-            line,
-            entry.key(field),
-            format!("{value:?} must start with / (a path) or http:// or https:// (a URL)"),
-        ));
-        None
-    }
-}
-
-fn header_rule(entry: Entry, problems: &mut Vec<FileProblem>) -> Option<HeaderRule> {
+fn header_rule(
+    entry: Entry,
+    file: &Arc<str>,
+    problems: &mut Vec<FileProblem>,
+) -> Option<HeaderRule> {
     let before = problems.len();
-    let pattern = check_target(&entry, "for", problems);
-    let mut values = Vec::new();
+    let pattern = pattern(&entry, "for", problems);
+    let mut ops = Vec::new();
     if let Some((line, FieldValue::StringTable(table))) = entry.get("values") {
         if table.is_empty() {
             problems.push(FileProblem::at(
@@ -426,62 +395,99 @@ fn header_rule(entry: Entry, problems: &mut Vec<FileProblem>) -> Option<HeaderRu
             ));
         }
         for (name, value, at) in table {
-            let key = format!("{}.{name}", entry.key("values"));
-            match (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                (Ok(n), Ok(v)) => values.push((n, v)),
-                (Err(_), _) => problems.push(FileProblem::at(
+            match header_op::parse(name, value.trim()) {
+                Ok(op) => header_op::push(&mut ops, op),
+                Err(reason) => problems.push(FileProblem::at(
                     *at,
-                    key,
-                    format!("{name:?} is not a valid header name"),
-                )),
-                (_, Err(_)) => problems.push(FileProblem::at(
-                    *at,
-                    key,
-                    format!(
-                        "{value:?} is not a valid header value (visible ASCII, spaces and \
-                         tabs only)"
-                    ),
+                    format!("{}.{name}", entry.key("values")),
+                    reason,
                 )),
             }
         }
     }
     (problems.len() == before).then_some(HeaderRule {
-        line: entry.line,
+        origin: Origin::new(file.clone(), entry.line),
         pattern: pattern?,
-        values,
+        ops,
     })
 }
 
-fn redirect_rule(entry: Entry, problems: &mut Vec<FileProblem>) -> Option<RedirectRule> {
+/// The pattern in `field`, or a problem naming it.
+fn pattern(entry: &Entry, field: &str, problems: &mut Vec<FileProblem>) -> Option<Pattern> {
+    let (line, value) = entry.string(field)?;
+    Pattern::parse(value)
+        .map_err(|reason| problems.push(FileProblem::at(line, entry.key(field), reason)))
+        .ok()
+}
+
+fn redirect_rule(
+    entry: Entry,
+    file: &Arc<str>,
+    problems: &mut Vec<FileProblem>,
+) -> Option<RedirectRule> {
     let before = problems.len();
-    let from = check_target(&entry, "from", problems);
-    let to = check_target(&entry, "to", problems);
+    let from = pattern(&entry, "from", problems);
     let status = match entry.get("status") {
         None => Some(StatusCode::MOVED_PERMANENTLY),
         Some((line, FieldValue::Integer(n))) => {
-            let known = u16::try_from(*n)
-                .ok()
-                .filter(|n| REDIRECT_STATUSES.contains(n))
-                .and_then(|n| StatusCode::from_u16(n).ok());
+            let known = rules::rule_status(*n);
             if known.is_none() {
-                let all: Vec<String> = REDIRECT_STATUSES.iter().map(u16::to_string).collect();
                 problems.push(FileProblem::at(
                     line,
                     entry.key("status"),
-                    format!("{n} is not one of {}", all.join(", ")),
+                    format!("{n} is not one of {}", rules::statuses_list()),
                 ));
             }
             known
         }
         Some(_) => None,
     };
+    let to = entry.string("to").and_then(|(line, to)| {
+        // Without a valid status, only the form of the target can be checked.
+        let problem = rules::target_problem(to, status.unwrap_or(StatusCode::MOVED_PERMANENTLY));
+        match problem {
+            None => Some(to.to_owned()),
+            Some(reason) => {
+                problems.push(FileProblem::at(line, entry.key("to"), reason));
+                None
+            }
+        }
+    });
+    let mut query = Vec::new();
+    if let Some((_, FieldValue::StringTable(table))) = entry.get("query") {
+        for (name, value, at) in table {
+            let value = match value.strip_prefix(':') {
+                None => QueryValue::Exact(value.clone()),
+                Some(capture)
+                    if !capture.is_empty()
+                        && capture
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                {
+                    QueryValue::Capture(capture.to_owned())
+                }
+                Some(_) => {
+                    problems.push(FileProblem::at(
+                        *at,
+                        format!("{}.{name}", entry.key("query")),
+                        format!(
+                            "{value:?}: a captured value is `:placeholder` (letters, digits and _)"
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            query.push(QueryCondition {
+                name: name.clone(),
+                value,
+            });
+        }
+    }
     let force = matches!(entry.get("force"), Some((_, FieldValue::Boolean(true))));
     (problems.len() == before).then_some(RedirectRule {
-        line: entry.line,
+        origin: Origin::new(file.clone(), entry.line),
         from: from?,
+        query,
         to: to?,
         status: status?,
         force,

@@ -11,6 +11,9 @@
 //!
 //! ```text
 //! pattern.rs          path patterns: literal segments, :placeholders, one * splat, an optional host
+//! header_op.rs        one `Name: value` line ─> HeaderOp (shared by `_headers` and rampart.toml)
+//! credential.rs       `Basic-Auth` users, `user:BCRYPT-HASH ...`
+//! percent.rs          query strings and captured text, percent-decoded and -encoded
 //! headers_file.rs     `_headers` text ─> Vec<HeaderRule>        (file:line errors)
 //! redirects_file.rs   `_redirects` text ─> Vec<RedirectRule>    (file:line errors)
 //! set.rs              SiteRules: the merge order, loop detection, and the queries
@@ -22,8 +25,11 @@
 //! `rampart.toml` (a later rule replaces an earlier rule's value for the same name, so the
 //! operator has the last word).
 
+pub mod credential;
+pub mod header_op;
 pub mod headers_file;
 pub mod pattern;
+pub mod percent;
 pub mod redirects_file;
 pub mod set;
 
@@ -128,7 +134,8 @@ pub struct QueryCondition {
 /// The value a [`QueryCondition`] requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryValue {
-    /// Exactly this (after percent-decoding).
+    /// Exactly this, compared with the request's percent-decoded value (`_redirects`
+    /// writes it encoded, `a+b` or `a%20b`, and is decoded when read).
     Exact(String),
     /// Any value, captured as the named placeholder for the target.
     Capture(String),
@@ -165,3 +172,64 @@ impl RedirectRule {
 
 /// The statuses a redirect rule may have.
 pub const RULE_STATUSES: [u16; 8] = [200, 301, 302, 303, 307, 308, 404, 410];
+
+/// The longest line, in bytes, a `_headers` or `_redirects` file may have.
+pub const MAX_LINE: usize = 2000;
+
+/// [`RULE_STATUSES`] as an error message lists them.
+pub(crate) fn statuses_list() -> String {
+    let all: Vec<String> = RULE_STATUSES.iter().map(u16::to_string).collect();
+    all.join(", ")
+}
+
+/// The status of a rule if `n` is one of [`RULE_STATUSES`].
+#[must_use]
+pub fn rule_status(n: i64) -> Option<StatusCode> {
+    u16::try_from(n)
+        .ok()
+        .filter(|n| RULE_STATUSES.contains(n))
+        .and_then(|n| StatusCode::from_u16(n).ok())
+}
+
+/// Whether a target is an absolute `http://` or `https://` URL (not a local path).
+#[must_use]
+pub fn is_absolute(target: &str) -> bool {
+    target.starts_with("https://") || target.starts_with("http://")
+}
+
+/// The reason a rule with `status` cannot lead to `target`, if it cannot: a rewrite or
+/// status page serves local content, so its target must be a path.
+#[must_use]
+pub fn target_problem(target: &str, status: StatusCode) -> Option<String> {
+    if !target.starts_with('/') && !is_absolute(target) {
+        return Some(format!(
+            "{target:?} must start with / (a path) or http:// or https:// (a URL)"
+        ));
+    }
+    if is_absolute(target) && !status.is_redirection() {
+        return Some(format!(
+            "{target}: proxying to another origin is not supported; a {} {} needs a local path",
+            status.as_u16(),
+            if status == StatusCode::OK {
+                "rewrite"
+            } else {
+                "page"
+            }
+        ));
+    }
+    if target.chars().any(char::is_control) {
+        return Some(format!("{target:?} contains a control character"));
+    }
+    None
+}
+
+/// The numbered lines of a rules file: a UTF-8 byte order mark dropped, `\n` or `\r\n`
+/// endings, numbered from 1.
+pub(crate) fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines().enumerate().map(|(i, line)| (i + 1, line))
+}
+
+/// A bcrypt hash of the right form, for tests.
+#[cfg(test)]
+pub(crate) const TEST_HASH: &str = "$2y$05$rXJ3m1ZpQ3sQk8v3C6mD2OQx0iQb1VJw8m0a4lXJjv3a6yQ0mKx3u";
