@@ -308,8 +308,10 @@ impl Config {
             build: crate::app::BuildOptions {
                 stream_threshold: self.stream_threshold,
                 security: crate::app::SecurityHeaders::new(self.hsts_max_age),
-                // MERGE: from self.file_sections once it holds rules:: types.
-                rules: std::sync::Arc::default(),
+                rules: std::sync::Arc::new(crate::app::routes::OperatorRules {
+                    headers: self.file_sections.headers.clone(),
+                    redirects: self.file_sections.redirects.clone(),
+                }),
             },
         }
     }

@@ -57,16 +57,6 @@ pub(crate) struct Entry {
     pub(crate) preflight: bool,
 }
 
-impl Entry {
-    /// The header map of the asset's representation `index`, rules applied.
-    pub(crate) fn headers(&self, index: usize) -> &HeaderMap {
-        match &self.headers {
-            Some(maps) => &maps[index],
-            None => &self.asset.reps[index].headers,
-        }
-    }
-}
-
 /// The rules of one table, with the verifiers their Basic-Auth operations need (each kept
 /// from table to table while its rule is unchanged, so that its cache of verified
 /// passwords survives a redeploy).
