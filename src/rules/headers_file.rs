@@ -20,7 +20,7 @@
 //! in a block is one header with both values joined by `, `. A UTF-8 byte order mark and
 //! `\r\n` endings are accepted. The parser is total: any text gives rules or errors, each
 //! error with its line, and a file over [`MAX_RULES`] rules or with a line over
-//! [`MAX_LINE`](super::MAX_LINE) bytes is refused.
+//! [`MAX_LINE`] bytes is refused.
 
 use super::{header_op, numbered_lines, HeaderRule, Origin, Pattern, RuleError, MAX_LINE};
 

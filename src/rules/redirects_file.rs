@@ -19,7 +19,7 @@
 //! proxying (a `200` to another origin) are refused, not ignored. A UTF-8 byte order mark
 //! and `\r\n` endings are accepted. The parser is total: any text gives rules or errors,
 //! each error with its line, and a file over [`MAX_RULES`] rules or with a line over
-//! [`MAX_LINE`](super::MAX_LINE) bytes is refused.
+//! [`MAX_LINE`] bytes is refused.
 
 use http::StatusCode;
 
