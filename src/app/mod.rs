@@ -14,6 +14,7 @@
 //! nothing, and neither does a failed rebuild beyond its error (the redeploy poller logs that once).
 
 pub mod assets;
+pub mod basic_auth;
 pub mod body;
 pub mod budget;
 pub mod encoding;
