@@ -49,6 +49,15 @@ pub enum Command {
     },
     /// Print the manual page (roff) on stdout, e.g. `rampart man | man -l -`.
     Man,
+    /// Read a password (one line) on standard input and print its bcrypt hash, for the
+    /// credentials of a Basic authentication rule, e.g.
+    /// `printf '%s\n' "$PASSWORD" | rampart hash-password`.
+    HashPassword {
+        /// bcrypt's cost: 2^COST rounds (each step doubles the time of every check).
+        #[arg(long, value_name = "COST", default_value_t = crate::app::basic_auth::DEFAULT_COST,
+              value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
+    },
 }
 
 /// `rampart check ...`: the flags of `serve`, and paths to explain.

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+use rampart::app::basic_auth;
 use rampart::cli::{CheckArgs, Command, TicketKeyCommand};
 use rampart::config::file::ArgsError;
 use rampart::tls::ticket::file;
@@ -40,6 +41,17 @@ fn main() -> ExitCode {
             let cmd = <rampart::cli::Cli as clap::CommandFactory>::command();
             return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            };
+        }
+        Some(Command::HashPassword { cost }) => {
+            let hashed = basic_auth::read_password(std::io::stdin().lock())
+                .and_then(|password| basic_auth::hash_password(&password, cost));
+            return match hashed {
+                Ok(hash) => {
+                    println!("{hash}");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => fail(&e),
             };
         }

@@ -22,7 +22,13 @@ fn rampart(args: &[&str]) -> String {
 fn completion_scripts_name_the_flags_and_subcommands_and_bash_parses_its_own() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let script = rampart(&["completions", shell]);
-        for word in ["listen", "shutdown-timeout", "check", "ticket-key"] {
+        for word in [
+            "listen",
+            "shutdown-timeout",
+            "check",
+            "ticket-key",
+            "hash-password",
+        ] {
             assert!(script.contains(word), "{shell} script lacks {word}");
         }
     }

@@ -2,8 +2,10 @@
 //! year: decided when the table is built, from the most reliable source the build has.
 //!
 //! 1. The bundler's manifest, when the build has one: Vite's `.vite/manifest.json` (every
-//!    `file`, `css` and `assets` entry) and webpack / Create React App's
-//!    `asset-manifest.json` (every file it lists). These name exactly the hashed outputs.
+//!    `file`, `css` and `assets` entry: only bundled outputs, never `public/` copies) and
+//!    webpack / Create React App's `asset-manifest.json` (the files it lists under a name
+//!    other than their source's: webpack-manifest-plugin lists every emitted file, the
+//!    copied `robots.txt` and `index.html` included, so being listed is not enough).
 //! 2. The frameworks' immutable directories: SvelteKit's `/_app/immutable/` and Next.js's
 //!    `/_next/static/` (their file names are hashes, sometimes nothing else).
 //! 3. Otherwise the name: a piece that looks like a bundler's hash (see [`looks_hashed`]),
@@ -54,8 +56,10 @@ impl HashedNames {
         }
         if let Some(json) = read_json(&root.join("asset-manifest.json")) {
             if let Some(files) = json.get("files").and_then(|f| f.as_object()) {
-                for f in files.values().filter_map(|f| f.as_str()) {
-                    out.add(f);
+                for (name, file) in files {
+                    if let Some(file) = file.as_str().filter(|f| renamed(name, f)) {
+                        out.add(file);
+                    }
                 }
             }
         }
@@ -89,6 +93,19 @@ impl HashedNames {
     }
 }
 
+/// Whether an `asset-manifest.json` entry maps a source name to another file name, as
+/// a `[contenthash]` template does (`main.js` to `/static/js/main.3c25dd3d.js`). The
+/// manifest lists every emitted file, so files copied as they are (copy-webpack-plugin's
+/// `robots.txt`, `hero-1920x1080.jpg`) and the HTML are there too, under their own names:
+/// those are left to the name rule, as are chunks keyed by their emitted name.
+fn renamed(name: &str, file: &str) -> bool {
+    let base = |p: &str| {
+        let p = p.split(['?', '#']).next().unwrap_or(p);
+        p.rsplit('/').next().unwrap_or(p).to_owned()
+    };
+    base(name) != base(file)
+}
+
 fn read_json(path: &Path) -> Option<serde_json::Value> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() || meta.len() > MAX_MANIFEST {
@@ -99,28 +116,37 @@ fn read_json(path: &Path) -> Option<serde_json::Value> {
 }
 
 /// Whether a file name carries a piece that looks like a bundler's content hash:
-/// - hex of 8 to 64 characters that is not all digits (webpack, Angular, Parcel:
-///   `app.3f9a1c2b.js`, `main.a1b2c3d4e5.chunk.js`), or
+/// - hex of 8 to 64 characters that is not all digits (webpack, Parcel:
+///   `app.3f9a1c2b.js`, `main.a1b2c3d4e5.chunk.js`), or all digits before `.chunk`
+///   (Create React App: `55.99172998.chunk.js`), or
 /// - the last 8 characters of the stem after a `-` or `.`, from the base64url alphabet
-///   (Vite/Rollup, which may use `-` and `_` inside: `Reports-CIwc-Tsr.js`; esbuild:
-///   `chunk-7HQV2XKA.js`), that look random: digits among letters, or case changing
-///   inside the piece in a way words do not (`BtqZ8k3a`, `CIwc-Tsr`).
+///   (Vite/Rollup, which may use `-` and `_` inside: `Reports-CIwc-Tsr.js`; esbuild and
+///   Angular: `chunk-7HQV2XKA.js`), that look random: digits among letters, case changing
+///   inside the piece in a way words do not (`BtqZ8k3a`, `CIwc-Tsr`), or capitals with at
+///   most one vowel before final digits (`FBMTKBZ3`).
 ///
 /// Not hashed: words and CamelCase words (`logo-DarkMode.svg`, `settings.component.js`),
 /// dates and numbers (`report-20241201.json`), dimensions (`hero-1920x1080.jpg`), a word
-/// followed by a number (`screenshot-iPhone15.png`).
+/// followed by a number (`screenshot-iPhone15.png`, `IPHONE15`).
 #[must_use]
 pub fn looks_hashed(file_name: &str) -> bool {
     let stem = file_name.rsplit_once('.').map_or(file_name, |(s, _)| s);
-    let hex = stem.split(['.', '-', '_']).skip(1).any(|piece| {
-        (8..=64).contains(&piece.len())
-            && piece
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            && !piece.bytes().all(|b| b.is_ascii_digit())
-    });
+    let hex = stem
+        .split(['.', '-', '_'])
+        .skip(1)
+        .any(|piece| is_hex(piece) && !piece.bytes().all(|b| b.is_ascii_digit()));
     if hex {
         return true;
+    }
+    // Create React App's `[id].[contenthash:8].chunk.js`: there even a hash of digits only
+    // (one 8-character hash in 43) is one, found in a real webpack build's fixture.
+    if let Some((_, piece)) = stem
+        .strip_suffix(".chunk")
+        .and_then(|rest| rest.rsplit_once('.'))
+    {
+        if is_hex(piece) {
+            return true;
+        }
     }
     // Vite/Rollup/esbuild: `[name]-[hash]` with an 8-character hash at the end.
     let bytes = stem.as_bytes();
@@ -135,6 +161,15 @@ pub fn looks_hashed(file_name: &str) -> bool {
         .iter()
         .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
     base64url && random_looking(piece)
+}
+
+/// Lower-case hex of 8 to 64 characters, the length of webpack's, Parcel's and Angular's
+/// hashes.
+fn is_hex(piece: &str) -> bool {
+    (8..=64).contains(&piece.len())
+        && piece
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Whether an 8-character piece looks random rather than like a word, a number, a word and
@@ -157,7 +192,15 @@ fn random_looking(piece: &[u8]) -> bool {
             .position(u8::is_ascii_digit)
             .unwrap_or(piece.len());
         let digits_at_end = piece[first_digit..].iter().all(u8::is_ascii_digit);
-        return !digits_at_end;
+        if !digits_at_end {
+            return true;
+        }
+        // esbuild's upper-case base32 ends in digits too, one hash in 18 (Angular's
+        // `chunk-FBMTKBZ3.js`, from a real build): capitals with at most one vowel are
+        // not a word written in capitals (`IPHONE15`, `WINDOWS7`, `GALAXY22`).
+        let word = &piece[..first_digit];
+        let vowels = word.iter().filter(|b| b"AEIOU".contains(b)).count();
+        return word.len() >= 5 && word.iter().all(u8::is_ascii_uppercase) && vowels <= 1;
     }
     // Letters only: random when case changes where CamelCase words would not put it: an
     // upper-case letter followed by fewer than two lower-case ones (`CIwc`, `BtqZ`), or a
@@ -206,6 +249,12 @@ mod tests {
             "vendor-B_x9kQ2p.js",
             // esbuild
             "chunk-7HQV2XKA.js",
+            // Create React App's unnamed chunk, a hash of digits only
+            "55.99172998.chunk.js",
+            // esbuild (Angular): upper-case base32 ending in a digit
+            "chunk-FBMTKBZ3.js",
+            "main-6PXN3VV5.js",
+            "polyfills-TTTPWFMZ.js",
         ] {
             assert!(looks_hashed(n), "{n}");
         }
@@ -217,6 +266,9 @@ mod tests {
             "hero-1920x1080.jpg",
             "report-20241201.json",
             "screenshot-iPhone15.png",
+            "screenshot-IPHONE15.png",
+            "logo-WINDOWS7.svg",
+            "photo-GALAXY22.jpg",
             "logo-DarkMode.svg",
             "index.html",
             "favicon.ico",
@@ -246,17 +298,21 @@ mod tests {
         .unwrap();
         std::fs::write(
             dir.path().join("asset-manifest.json"),
-            r#"{"files":{"main.js":"/static/js/main.js","index.html":"/index.html"}}"#,
+            r#"{"files":{"main.js":"/static/js/main.12345678.js","index.html":"/index.html",
+               "robots.txt":"/robots.txt","static/media/logo.svg?url":"/static/media/logo.svg"}}"#,
         )
         .unwrap();
         let h = HashedNames::from_root(dir.path());
-        assert_eq!(h.listed.len(), 5, "{h:?}");
+        // webpack lists every emitted file: only the renamed one counts.
+        assert_eq!(h.listed.len(), 4, "{h:?}");
+        assert!(!h.is_hashed("/robots.txt"));
+        assert!(!h.is_hashed("/static/media/logo.svg"));
         // Listed: hashed even though the name alone would not say so.
         for url in [
             "/assets/index-Abcdefgh.js",
             "/assets/index-Qwertyui.css",
             "/assets/logo-Zxcvbnma.svg",
-            "/static/js/main.js",
+            "/static/js/main.12345678.js",
         ] {
             assert!(h.is_hashed(url), "{url}");
         }

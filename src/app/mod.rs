@@ -359,7 +359,10 @@ impl AssetService {
         ResponseFuture::Open(Box::pin(async move {
             let security = &this.site.options.build.security;
             let head = method == Method::HEAD;
-            let refused = match auth.check(headers.get(header::AUTHORIZATION)).await {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .map_or(&b""[..], HeaderValue::as_bytes);
+            let refused = match auth.check(given).await {
                 basic_auth::Outcome::Allowed { .. } => {
                     let ask = Ask {
                         method: &method,
@@ -378,7 +381,7 @@ impl AssetService {
                         security,
                     );
                     r.headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, auth.challenge());
+                        .insert(header::WWW_AUTHENTICATE, auth.challenge().clone());
                     r
                 }
                 basic_auth::Outcome::Busy => {

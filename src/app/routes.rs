@@ -23,7 +23,7 @@ use super::assets::{Asset, BuildError};
 use super::basic_auth::BasicAuth;
 use super::tree::{Finding, Tree};
 use crate::rules::{
-    headers_file, redirects_file, HeaderOp, HeaderRule, Origin, RedirectRule, RuleError, SiteRules,
+    headers_file, redirects_file, Credential, HeaderOp, HeaderRule, Origin, RedirectRule, RuleError, SiteRules,
 };
 
 /// The URL of the site's header rules file (never served).
@@ -63,7 +63,8 @@ pub(crate) struct Entry {
 #[derive(Debug, Default)]
 pub struct Rules {
     pub(crate) set: SiteRules,
-    pub(crate) auth: HashMap<Origin, Arc<BasicAuth>>,
+    /// Each Basic-Auth rule's users and verifier.
+    pub(crate) auth: HashMap<Origin, (Vec<Credential>, Arc<BasicAuth>)>,
 }
 
 impl Rules {
@@ -82,6 +83,7 @@ impl Rules {
             .rev()
             .find(|(_, op)| matches!(op, HeaderOp::BasicAuth(_)))
             .and_then(|(origin, _)| self.auth.get(origin))
+            .map(|(_, auth)| auth)
     }
 }
 
@@ -164,7 +166,10 @@ fn read_text(path: &std::path::Path) -> Result<String, String> {
 }
 
 /// One verifier per Basic-Auth rule, reusing the previous table's for an unchanged rule.
-fn verifiers(set: &SiteRules, previous: Option<&Rules>) -> HashMap<Origin, Arc<BasicAuth>> {
+fn verifiers(
+    set: &SiteRules,
+    previous: Option<&Rules>,
+) -> HashMap<Origin, (Vec<Credential>, Arc<BasicAuth>)> {
     let mut out = HashMap::new();
     for rule in set.header_rules() {
         for op in &rule.ops {
@@ -173,12 +178,26 @@ fn verifiers(set: &SiteRules, previous: Option<&Rules>) -> HashMap<Origin, Arc<B
             };
             let kept = previous
                 .and_then(|p| p.auth.get(&rule.origin))
-                .filter(|a| a.credentials() == users.as_slice());
-            let auth = kept.map_or_else(
-                || Arc::new(BasicAuth::new(users.clone(), rule.pattern.as_str())),
-                Arc::clone,
-            );
-            out.insert(rule.origin.clone(), auth);
+                .filter(|(before, _)| before == users)
+                .map(|(_, auth)| Arc::clone(auth));
+            // The parser checked every hash; the realm is the pattern, made quotable.
+            let realm: String = rule
+                .pattern
+                .as_str()
+                .chars()
+                .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+                .collect();
+            let auth = kept.or_else(|| match BasicAuth::new(users, &realm) {
+                Ok(auth) => Some(Arc::new(auth)),
+                Err(e) => {
+                    // Closed, never open: a verifier without users refuses everyone.
+                    tracing::error!(rule = %rule.origin, error = %e, "Basic-Auth rule refused by the verifier; its paths answer 401 to everyone");
+                    BasicAuth::new(&[], "restricted").ok().map(Arc::new)
+                }
+            });
+            if let Some(auth) = auth {
+                out.insert(rule.origin.clone(), (users.clone(), auth));
+            }
         }
     }
     out

@@ -174,7 +174,8 @@ where
         Some(
             crate::cli::Command::TicketKey(_)
             | crate::cli::Command::Completions { .. }
-            | crate::cli::Command::Man,
+            | crate::cli::Command::Man
+            | crate::cli::Command::HashPassword { .. },
         ) => None,
     };
     let Some(path) = path else {
