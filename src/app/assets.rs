@@ -2,7 +2,8 @@
 //! response needs precomputed (content type, strong ETag from the content hash, Last-Modified,
 //! Cache-Control, security headers, gzip/brotli variants, the full 200 header block). A
 //! request is a hash lookup plus a header-map clone. Files above the stream threshold keep
-//! only their metadata and hash here and are streamed from disk.
+//! only their metadata and hash here and are streamed from disk, with their checked
+//! `.br`/`.gz` sidecars (app/precompressed.rs).
 //!
 //! The table is immutable: a redeploy builds a new one (reusing unchanged entries) and swaps
 //! it in atomically ([`super::Site::reload`]). This module never serves; it only builds.
@@ -23,6 +24,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 use super::encoding::Encoding;
 use super::hashed::HashedNames;
+use super::precompressed;
 use super::headers::{self as policy, SecurityHeaders};
 use super::tree::{Finding, Found, Tree, Unreadable};
 
@@ -45,6 +47,14 @@ pub enum BuildError {
     /// The root has no index.html (a deploy may be half-copied).
     #[error("{0}: no index.html")]
     MissingIndex(PathBuf),
+    /// The new index.html references scripts or styles that are not in the root yet (a
+    /// deploy still copying its bundles); the previous table stays in service for a while
+    /// (app/deploy_check.rs).
+    #[error("index.html references files not in the root yet: {}", missing.join(", "))]
+    Incomplete {
+        /// The missing URL paths, in document order.
+        missing: Vec<String>,
+    },
 }
 
 impl From<Unreadable> for BuildError {
@@ -85,6 +95,8 @@ pub(crate) struct Representation {
     pub(crate) bytes: Bytes,
     pub(crate) etag: HeaderValue,
     pub(crate) headers: HeaderMap,
+    /// Streamed: the file read per request (the source's or a sidecar's, app/precompressed.rs).
+    pub(crate) disk: Option<precompressed::OnDisk>,
 }
 
 /// A servable file.
@@ -93,7 +105,8 @@ pub struct Asset {
     pub(crate) len: u64,
     pub(crate) modified_secs: u64,
     pub(crate) content: Content,
-    /// Identity first, then the variants worth sending (br, gzip).
+    /// Identity first, then the variants worth sending (br, gzip); no identity for a file
+    /// that exists only precompressed (app/precompressed.rs).
     pub(crate) reps: Vec<Representation>,
     pub(crate) encodings: Vec<Encoding>,
     pub(crate) content_type: HeaderValue,
@@ -108,7 +121,8 @@ pub struct Asset {
 }
 
 impl Asset {
-    /// Length of the identity representation in bytes.
+    /// Length of the identity representation in bytes (of the first precompressed form for
+    /// a file that exists only precompressed).
     #[must_use]
     pub fn len(&self) -> u64 {
         self.len
@@ -144,6 +158,14 @@ impl Asset {
     /// only. A rebuild makes a new entry for the new file, so this is once per change.
     pub(crate) fn first_seen_changed(&self) -> bool {
         !self.changed_on_disk.swap(true, Ordering::Relaxed)
+    }
+
+    /// Whether the asset has an identity form (not only a precompressed file).
+    #[must_use]
+    pub fn has_identity(&self) -> bool {
+        self.reps
+            .first()
+            .is_some_and(|r| r.encoding == Encoding::Identity)
     }
 
     pub(crate) fn rep(&self, encoding: Encoding) -> &Representation {
@@ -355,37 +377,53 @@ fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildE
     let modified = UNIX_EPOCH + std::time::Duration::from_secs(modified_secs);
     let len = f.meta.len();
 
-    let (content, identity, hash) = if len > options.stream_threshold {
-        let hash = hash_file(&f.path)?;
-        (Content::File(f.path.clone()), Bytes::new(), hash)
-    } else {
-        let data = Bytes::from(fs::read(&f.path).map_err(io_err(&f.path))?);
-        let hash = sha256_hex(&data);
-        (Content::Memory, data, hash)
-    };
-    let len = if matches!(content, Content::Memory) {
-        identity.len() as u64
-    } else {
-        len
-    };
-
-    let mut variants: Vec<(Encoding, Bytes)> = Vec::new();
     let mut findings = Vec::new();
-    if matches!(content, Content::Memory) && compressible && len >= MIN_COMPRESS {
-        for (enc, sidecar) in [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)] {
-            if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity, &mut findings) {
-                variants.push((enc, bytes));
+    // Every form the asset is served in: identity first (none for an encoded-only file),
+    // then the codings worth sending.
+    let (content, hash, forms) = if f.encoded_only {
+        precompressed::encoded_only_forms(f, options.stream_threshold)?
+    } else if len > options.stream_threshold {
+        let hash = hash_file(&f.path)?;
+        let disk = precompressed::OnDisk {
+            path: f.path.clone(),
+            len,
+            modified_secs,
+        };
+        let mut forms = vec![(Encoding::Identity, Bytes::new(), Some(disk))];
+        forms.extend(precompressed::streamed_sidecars(
+            f,
+            len,
+            &hash,
+            &mut findings,
+        ));
+        (Content::File(f.path.clone()), hash, forms)
+    } else {
+        let identity = Bytes::from(fs::read(&f.path).map_err(io_err(&f.path))?);
+        let hash = sha256_hex(&identity);
+        let mut forms = Vec::with_capacity(3);
+        if compressible && identity.len() as u64 >= MIN_COMPRESS {
+            for (enc, sidecar) in [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)] {
+                if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity, &mut findings) {
+                    forms.push((enc, bytes, None));
+                }
             }
         }
-    }
+        forms.insert(0, (Encoding::Identity, identity, None));
+        (Content::Memory, hash, forms)
+    };
+    let len = match (&content, forms.first()) {
+        (Content::Memory, Some((_, bytes, _))) => bytes.len() as u64,
+        (Content::File(_), Some((_, _, Some(disk)))) => disk.len,
+        _ => len,
+    };
+    let varies = compressible || forms.len() > 1 || f.encoded_only;
 
     let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
         .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
     let ct = HeaderValue::from_str(&content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let mut reps = Vec::with_capacity(1 + variants.len());
-    let all = std::iter::once((Encoding::Identity, identity)).chain(variants);
-    for (encoding, bytes) in all {
+    let mut reps = Vec::with_capacity(forms.len());
+    for (encoding, bytes, disk) in forms {
         let etag = match encoding {
             Encoding::Identity => format!("\"{hash}\""),
             Encoding::Brotli => format!("\"{hash}-br\""),
@@ -394,17 +432,16 @@ fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildE
         let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
         let mut headers = HeaderMap::with_capacity(12);
         headers.insert(header::CONTENT_TYPE, ct.clone());
-        let body_len = if encoding == Encoding::Identity {
-            len
-        } else {
-            bytes.len() as u64
+        let body_len = match &disk {
+            Some(disk) => disk.len,
+            None => bytes.len() as u64,
         };
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
         headers.insert(header::ETAG, etag.clone());
         headers.insert(header::LAST_MODIFIED, last_modified.clone());
         headers.insert(header::CACHE_CONTROL, cache_control.clone());
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if compressible {
+        if varies {
             headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         }
         if encoding != Encoding::Identity {
@@ -421,9 +458,14 @@ fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildE
             bytes,
             etag,
             headers,
+            disk,
         });
     }
-    let encodings = reps.iter().skip(1).map(|r| r.encoding).collect();
+    let encodings = reps
+        .iter()
+        .map(|r| r.encoding)
+        .filter(|&e| e != Encoding::Identity)
+        .collect();
     Ok(Asset {
         len,
         modified_secs,
@@ -514,11 +556,11 @@ pub fn decompress(enc: Encoding, data: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
 }
 
-fn hash_file(path: &Path) -> Result<String, BuildError> {
+pub(crate) fn hash_file(path: &Path) -> Result<String, BuildError> {
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0; 1024 * 1024];
@@ -533,7 +575,7 @@ fn hash_file(path: &Path) -> Result<String, BuildError> {
 }
 
 /// The first 16 bytes of a digest in hex: 128 bits is plenty for an ETag.
-fn hex(digest: &[u8]) -> String {
+pub(crate) fn hex(digest: &[u8]) -> String {
     use std::fmt::Write as _;
     digest
         .iter()

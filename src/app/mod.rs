@@ -16,11 +16,13 @@
 pub mod assets;
 pub mod body;
 pub mod budget;
+pub mod deploy_check;
 pub mod encoding;
 pub mod hashed;
 pub mod headers;
 pub mod navigation;
 pub mod path;
+pub(crate) mod precompressed;
 pub mod range;
 pub(crate) mod redeploy;
 pub mod tree;
@@ -70,6 +72,8 @@ pub struct Site {
     /// Held by a rebuild: a SIGHUP during the watcher's rebuild then finds nothing to do,
     /// rather than building (and reporting) the same tree twice.
     reloading: Mutex<()>,
+    /// Holds back a tree whose index.html references files not yet copied (app/deploy_check.rs).
+    gate: deploy_check::DeployGate,
 }
 
 impl Site {
@@ -88,6 +92,7 @@ impl Site {
             }
         };
         table.findings().iter().for_each(Finding::log);
+        deploy_check::warn_missing(&tree);
         let mut seed = [0u8; 12];
         // A random boundary per process; failure only makes it predictable, not wrong.
         let _ = aws_lc_rs::rand::fill(&mut seed);
@@ -97,6 +102,7 @@ impl Site {
             table: ArcSwap::from_pointee(table),
             boundary: boundary.into(),
             reloading: Mutex::new(()),
+            gate: deploy_check::DeployGate::default(),
         }))
     }
 
@@ -114,7 +120,9 @@ impl Site {
 
     /// Rebuilds the table if files changed on disk and swaps it in; requests in flight
     /// finish on the old one. Returns the new generation, or `None` if nothing changed. A
-    /// tree without index.html (a deploy half-copied) keeps the old table. The new table's
+    /// tree without index.html (a deploy half-copied) keeps the old table, and so does one
+    /// whose index.html references scripts or styles not yet in it, for a bounded wait
+    /// ([`BuildError::Incomplete`], app/deploy_check.rs). The new table's
     /// findings are logged at warn; nothing is logged when nothing changed or on an error.
     ///
     /// # Errors
@@ -130,6 +138,7 @@ impl Site {
         if tree.fingerprint() == current.fingerprint() {
             return Ok(None);
         }
+        self.gate.check(&tree)?;
         let next = AssetTable::from_tree(&tree, &self.options.build, Some(&current))?;
         next.findings().iter().for_each(Finding::log);
         let generation = next.generation();
@@ -273,13 +282,27 @@ impl AssetService {
             }
             Target::Asset(a, s) => (a, s),
         };
+        // A file that exists only precompressed: sent in a coding the client accepts, or 406.
+        let pinned;
+        let req_headers = if asset.has_identity() {
+            req_headers
+        } else if let Some(h) = precompressed::pin_coding(&asset, req_headers) {
+            pinned = h;
+            &pinned
+        } else {
+            let mut r = text(StatusCode::NOT_ACCEPTABLE, precompressed::NOT_ACCEPTABLE, security);
+            r.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            return ready(r);
+        };
         let source = match &asset.content {
             assets::Content::Memory => Source::Memory,
             assets::Content::File(_) => {
+                let encoding = precompressed::response_encoding(&asset, status, method, req_headers);
                 let (method, req_headers) = (method.clone(), req_headers.clone());
                 let this = self.clone();
                 return ResponseFuture::Open(Box::pin(async move {
-                    match open_checked(Arc::clone(&asset)).await {
+                    match open_checked(Arc::clone(&asset), encoding).await {
                         Ok(file) => {
                             this.serve(&asset, status, &method, &req_headers, &Source::File(file))
                         }
@@ -381,14 +404,7 @@ impl AssetService {
             .get(header::RANGE)
             .filter(|_| status == StatusCode::OK && !head);
         // Ranges address the identity representation; compressed ones are for whole bodies.
-        let encoding = if range_header.is_some() {
-            Encoding::Identity
-        } else {
-            encoding::negotiate(
-                req.get(header::ACCEPT_ENCODING).map(HeaderValue::as_bytes),
-                &asset.encodings,
-            )
-        };
+        let encoding = precompressed::response_encoding(asset, status, method, req);
         let rep = asset.rep(encoding);
 
         if status == StatusCode::OK {
@@ -496,7 +512,7 @@ fn asset_len(asset: &Asset, rep: &assets::Representation) -> u64 {
     if rep.encoding == Encoding::Identity {
         asset.len
     } else {
-        rep.bytes.len() as u64
+        rep.disk.as_ref().map_or(rep.bytes.len() as u64, |d| d.len)
     }
 }
 
@@ -528,19 +544,22 @@ impl Source {
     }
 }
 
-/// Opens a streamed file and checks it is still the one the table describes.
-async fn open_checked(asset: Arc<Asset>) -> std::io::Result<Arc<File>> {
+/// Opens the file of a streamed representation (the source or a sidecar, by `encoding`)
+/// and checks it is still the one the table describes.
+async fn open_checked(asset: Arc<Asset>, encoding: Encoding) -> std::io::Result<Arc<File>> {
     tokio::task::spawn_blocking(move || {
-        let path = asset
-            .disk_path()
+        let disk = asset
+            .rep(encoding)
+            .disk
+            .as_ref()
             .ok_or_else(|| std::io::Error::other("not a streamed asset"))?;
-        let file = File::open(path)?;
+        let file = File::open(&disk.path)?;
         let meta = file.metadata()?;
         let secs = meta
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if meta.len() != asset.len || secs != asset.modified_secs {
+        if meta.len() != disk.len || secs != disk.modified_secs {
             return Err(std::io::Error::other("size or mtime changed on disk"));
         }
         Ok(Arc::new(file))

@@ -10,6 +10,9 @@
 //! rebuild), so a tree's problems are logged once per change of the tree. The findings are
 //! part of the fingerprint: an entry refused on every walk leaves it unchanged (no rebuild),
 //! while a newly refused entry is a change and is reported at once.
+//!
+//! A sidecar without its source (`app.wasm.br` alone) stays a file of its own and also
+//! gives an encoded-only entry at the source's URL (app/precompressed.rs).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
@@ -122,6 +125,10 @@ pub(crate) struct Found {
     pub(crate) gz: Option<PathBuf>,
     /// Hash of the metadata of the file and its sidecars: equal stamps, same bytes.
     pub(crate) stamp: u64,
+    /// No file of this name, only its sidecars (`app.wasm.br` without `app.wasm`): served
+    /// only in a coding the client accepts (see app/precompressed.rs). `path` and `meta`
+    /// are those of the first sidecar (br, else gz).
+    pub(crate) encoded_only: bool,
 }
 
 /// One walk of the root.
@@ -291,12 +298,15 @@ fn with_sidecars(mut files: Vec<(String, PathBuf, Metadata)>) -> Vec<Found> {
             br,
             gz,
             stamp: h.finish(),
+            encoded_only: false,
         });
     }
+    out.extend(super::precompressed::encoded_only(&files, &urls));
+    out.sort_by(|a, b| a.url.cmp(&b.url));
     out
 }
 
-fn stamp_of(meta: &Metadata) -> (u64, i64, i64, u64, u64) {
+pub(crate) fn stamp_of(meta: &Metadata) -> (u64, i64, i64, u64, u64) {
     (
         meta.len(),
         meta.mtime(),
