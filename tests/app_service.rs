@@ -103,6 +103,7 @@ fn options(root: &Path) -> SiteOptions {
         build: BuildOptions {
             stream_threshold: 8 << 20,
             security: SecurityHeaders::new(31_536_000),
+            keep_old_assets: std::time::Duration::from_secs(86_400),
         },
     }
 }

@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -25,6 +25,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use super::encoding::Encoding;
 use super::hashed::HashedNames;
 use super::precompressed;
+use super::retired::Retired;
 use super::headers::{self as policy, SecurityHeaders};
 use super::tree::{Finding, Found, Tree, Unreadable};
 
@@ -77,6 +78,9 @@ pub struct BuildOptions {
     pub stream_threshold: u64,
     /// Headers added to every response.
     pub security: SecurityHeaders,
+    /// How long a previous deploy's hashed assets stay servable after a redeploy dropped
+    /// them (`--keep-old-assets`; zero keeps none). See app/retired.rs.
+    pub keep_old_assets: Duration,
 }
 
 /// Where an asset's bytes live.
@@ -134,6 +138,12 @@ impl Asset {
         self.len == 0
     }
 
+    /// Whether its name carries a content hash, so it is served `immutable` (app/hashed.rs).
+    #[must_use]
+    pub fn is_hashed(&self) -> bool {
+        self.hashed
+    }
+
     /// Whether the bytes are streamed from disk rather than held in memory.
     #[must_use]
     pub fn is_streamed(&self) -> bool {
@@ -189,6 +199,7 @@ pub struct AssetTable {
     bytes: u64,
     fingerprint: u64,
     findings: Vec<Finding>,
+    retired: Retired,
 }
 
 impl AssetTable {
@@ -196,6 +207,12 @@ impl AssetTable {
     #[must_use]
     pub fn get(&self, path: &str) -> Option<&Arc<Asset>> {
         self.assets.get(path)
+    }
+
+    /// The previous deploys' hashed assets still servable (app/retired.rs).
+    #[must_use]
+    pub fn retired(&self) -> &Retired {
+        &self.retired
     }
 
     /// Number of files served.
@@ -294,6 +311,7 @@ impl AssetTable {
             .ok_or_else(|| BuildError::MissingIndex(tree.root().to_owned()))?;
         let not_found = assets.get("/404.html").cloned();
         let generation = previous.map_or(1, |p| p.generation + 1);
+        let retired = Retired::carry(previous, &assets, options.keep_old_assets);
         Ok(Self {
             assets,
             dirs,
@@ -304,6 +322,7 @@ impl AssetTable {
             bytes,
             fingerprint: tree.fingerprint(),
             findings,
+            retired,
         })
     }
 

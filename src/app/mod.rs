@@ -25,6 +25,7 @@ pub mod path;
 pub(crate) mod precompressed;
 pub mod range;
 pub(crate) mod redeploy;
+pub mod retired;
 pub mod tree;
 
 use std::convert::Infallible;
@@ -355,6 +356,10 @@ impl AssetService {
             Err(path::PathError::Forbidden) => return found(Err(StatusCode::NOT_FOUND)),
         };
         if let Some(asset) = table.get(&decoded) {
+            return found(Ok(Target::Asset(Arc::clone(asset), StatusCode::OK)));
+        }
+        // A tab opened before a redeploy asks for its build's chunks (app/retired.rs).
+        if let Some(asset) = table.retired().get(&decoded) {
             return found(Ok(Target::Asset(Arc::clone(asset), StatusCode::OK)));
         }
         if table.dirs.contains(&*decoded) {

@@ -67,6 +67,7 @@ impl Redeploy {
                     bytes = t.bytes(),
                     "redeploy picked up: asset table swapped"
                 );
+                t.retired().log_kept();
                 self.last_error = None;
             }
             Ok(Ok(None)) => {}
@@ -81,6 +82,7 @@ impl Redeploy {
         match tokio::task::spawn_blocking(move || site.reload()).await {
             Ok(Ok(Some(generation))) => {
                 tracing::info!(generation, "SIGHUP: asset table rebuilt");
+                self.site.table().retired().log_kept();
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
