@@ -419,6 +419,40 @@ mod tests {
         assert_eq!(refs("<script src=\"/a.js"), ["/a.js"]);
     }
 
+    #[test]
+    fn the_gate_holds_an_incomplete_tree_for_the_wait_then_lets_it_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("index.html"),
+            r#"<script type="module" src="/assets/index-DY650DRT.js"></script>
+               <link rel="stylesheet" href="assets/index-BtqZ8k3a.css">"#,
+        )
+        .unwrap();
+        std::fs::create_dir(root.join("assets")).unwrap();
+        std::fs::write(root.join("assets/index-BtqZ8k3a.css"), "body{}").unwrap();
+        let tree = Tree::walk(root).unwrap();
+        assert_eq!(missing(&tree), ["/assets/index-DY650DRT.js"]);
+
+        let gate = DeployGate::default();
+        let t0 = Instant::now();
+        match gate.check_at(&tree, t0) {
+            Err(BuildError::Incomplete { missing }) => {
+                assert_eq!(missing, ["/assets/index-DY650DRT.js"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(gate.check_at(&tree, t0 + INCOMPLETE_WAIT / 2).is_err());
+        assert!(gate.check_at(&tree, t0 + INCOMPLETE_WAIT).is_ok());
+        // The wait starts again for the next incomplete tree.
+        assert!(gate.check_at(&tree, t0 + INCOMPLETE_WAIT * 2).is_err());
+
+        std::fs::write(root.join("assets/index-DY650DRT.js"), "export {}").unwrap();
+        let complete = Tree::walk(root).unwrap();
+        assert!(missing(&complete).is_empty());
+        assert!(gate.check_at(&complete, t0 + INCOMPLETE_WAIT * 2).is_ok());
+    }
+
     mod props {
         use super::super::references;
         use proptest::prelude::*;

@@ -57,7 +57,8 @@ impl Retired {
         next: &HashMap<Box<str>, Arc<Asset>>,
         keep: Duration,
     ) -> Self {
-        Self::carry_at(previous, next, keep, Instant::now())
+        let limits = (MAX_RETIRED_BYTES, MAX_RETIRED_ENTRIES);
+        Self::carry_at(previous, next, keep, Instant::now(), limits)
     }
 
     fn carry_at(
@@ -65,6 +66,7 @@ impl Retired {
         next: &HashMap<Box<str>, Arc<Asset>>,
         keep: Duration,
         now: Instant,
+        (max_bytes, max_entries): (u64, usize),
     ) -> Self {
         let mut out = Self {
             keep,
@@ -98,9 +100,7 @@ impl Retired {
         // Newest first (then by URL, so a build is deterministic); the oldest go first.
         all.sort_by(|a, b| b.1.since.cmp(&a.1.since).then_with(|| a.0.cmp(b.0)));
         for (url, r) in all {
-            if out.entries.len() >= MAX_RETIRED_ENTRIES
-                || out.bytes.saturating_add(r.bytes) > MAX_RETIRED_BYTES
-            {
+            if out.entries.len() >= max_entries || out.bytes.saturating_add(r.bytes) > max_bytes {
                 break;
             }
             out.bytes += r.bytes;
@@ -146,5 +146,127 @@ impl Retired {
                 "previous deploys' hashed assets stay servable for tabs opened before the redeploy"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::assets::BuildOptions;
+    use crate::app::SecurityHeaders;
+    use std::path::Path;
+
+    fn options(keep: Duration) -> BuildOptions {
+        BuildOptions {
+            stream_threshold: 8 << 20,
+            security: SecurityHeaders::new(0),
+            keep_old_assets: keep,
+        }
+    }
+
+    fn deploy(root: &Path, files: &[(&str, &str)]) {
+        if root.exists() {
+            std::fs::remove_dir_all(root).unwrap();
+        }
+        for (name, text) in files {
+            let path = root.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    #[test]
+    fn superseded_hashed_assets_are_kept_and_unhashed_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("www");
+        let opts = options(Duration::from_secs(60));
+        deploy(
+            &root,
+            &[
+                ("index.html", "v1"),
+                ("assets/app-Ab12Cd34.js", "chunk v1"),
+                ("notes.txt", "v1"),
+            ],
+        );
+        let v1 = AssetTable::build(&root, &opts, None).unwrap();
+        assert!(v1.retired().is_empty());
+        deploy(
+            &root,
+            &[("index.html", "v2"), ("assets/app-Ef56Gh78.js", "chunk v2")],
+        );
+        let v2 = AssetTable::build(&root, &opts, Some(&v1)).unwrap();
+        assert_eq!(v2.retired().len(), 1);
+        assert!(v2.retired().get("/assets/app-Ab12Cd34.js").is_some());
+        assert!(v2.retired().get("/notes.txt").is_none());
+        deploy(
+            &root,
+            &[("index.html", "v3"), ("assets/app-Ij90Kl12.js", "chunk v3")],
+        );
+        let v3 = AssetTable::build(&root, &opts, Some(&v2)).unwrap();
+        assert_eq!(v3.retired().len(), 2);
+        assert!(v3.retired().get("/assets/app-Ab12Cd34.js").is_some());
+        assert!(v3.retired().get("/assets/app-Ef56Gh78.js").is_some());
+        assert_eq!(v3.retired().bytes(), 16);
+
+        // Deployed again: the table serves it, the store lets it go.
+        deploy(
+            &root,
+            &[("index.html", "v4"), ("assets/app-Ab12Cd34.js", "chunk v1")],
+        );
+        let v4 = AssetTable::build(&root, &opts, Some(&v3)).unwrap();
+        assert!(v4.retired().get("/assets/app-Ab12Cd34.js").is_none());
+        assert!(v4.retired().get("/assets/app-Ij90Kl12.js").is_some());
+    }
+
+    #[test]
+    fn zero_keeps_nothing_and_entries_expire_by_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("www");
+        deploy(&root, &[("index.html", "v1"), ("app.3f9a1c2b.js", "x")]);
+        let v1 = AssetTable::build(&root, &options(Duration::ZERO), None).unwrap();
+        deploy(&root, &[("index.html", "v2")]);
+        let off = AssetTable::build(&root, &options(Duration::ZERO), Some(&v1)).unwrap();
+        assert!(off.retired().is_empty());
+
+        let now = Instant::now();
+        let keep = Duration::from_secs(60);
+        let limits = (MAX_RETIRED_BYTES, MAX_RETIRED_ENTRIES);
+        let kept = Retired::carry_at(Some(&v1), &off.assets, keep, now, limits);
+        assert_eq!(kept.len(), 1);
+        assert!(kept.get("/app.3f9a1c2b.js").is_some());
+        // Retired long ago (a clock that can go back that far): expired at lookup.
+        if let Some(then) = now.checked_sub(Duration::from_secs(61)) {
+            let stale = Retired::carry_at(Some(&v1), &off.assets, keep, then, limits);
+            assert!(stale.get("/app.3f9a1c2b.js").is_none());
+        }
+    }
+
+    #[test]
+    fn the_bounds_drop_the_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("www");
+        let opts = options(Duration::from_secs(600));
+        let names = ["a.aaaa1111.js", "b.bbbb2222.js", "c.cccc3333.js", "d.dddd4444.js"];
+        deploy(&root, &[("index.html", "0"), (names[0], "0123456789")]);
+        let mut table = AssetTable::build(&root, &opts, None).unwrap();
+        for (i, name) in names.iter().enumerate().skip(1) {
+            std::thread::sleep(Duration::from_millis(5));
+            deploy(&root, &[("index.html", &i.to_string()), (name, "0123456789")]);
+            table = AssetTable::build(&root, &opts, Some(&table)).unwrap();
+        }
+        // Three generations kept; the next build retires the fourth's chunk too.
+        assert_eq!(table.retired().len(), 3);
+        deploy(&root, &[("index.html", "5")]);
+        let next = AssetTable::build(&root, &options(Duration::ZERO), None).unwrap();
+        let now = Instant::now() + Duration::from_millis(5);
+        let keep = Duration::from_secs(600);
+        let by_bytes = Retired::carry_at(Some(&table), &next.assets, keep, now, (25, 100));
+        assert_eq!(by_bytes.len(), 2, "{by_bytes:?}");
+        assert!(by_bytes.get("/d.dddd4444.js").is_some());
+        assert!(by_bytes.get("/c.cccc3333.js").is_some());
+        assert_eq!(by_bytes.bytes(), 20);
+        let by_count = Retired::carry_at(Some(&table), &next.assets, keep, now, (1 << 20, 3));
+        assert_eq!(by_count.len(), 3);
+        assert!(by_count.get("/a.aaaa1111.js").is_none(), "the oldest goes first");
     }
 }
