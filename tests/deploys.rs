@@ -118,7 +118,11 @@ async fn previous_builds_hashed_chunks_stay_servable_after_two_redeploys() {
     let (status, body) = get(&p, "/index.html").await;
     assert_eq!((status, &body[..]), (200, v3.index.as_bytes()));
     for gone in [&v1.unhashed.0, &v2.unhashed.0] {
-        assert_eq!(get(&p, gone).await.0, 404, "{gone}: unhashed files are the newest");
+        assert_eq!(
+            get(&p, gone).await.0,
+            404,
+            "{gone}: unhashed files are the newest"
+        );
     }
     let kept = p.find_line("stay servable").unwrap();
     assert!(kept.contains("retained="), "{kept}");
@@ -162,7 +166,12 @@ async fn an_index_whose_bundle_is_not_copied_yet_waits_for_it() {
     assert!(line.contains(&v2.entry.0), "{line}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, body) = get(&p, "/").await;
-    assert_eq!((status, &body[..]), (200, v1.index.as_bytes()), "{}", p.log());
+    assert_eq!(
+        (status, &body[..]),
+        (200, v1.index.as_bytes()),
+        "{}",
+        p.log()
+    );
 
     std::fs::write(root.join(v2.entry.0.trim_start_matches('/')), &v2.entry.1).unwrap();
     wait_body(&p, "/", &v2.index, Duration::from_secs(5)).await;

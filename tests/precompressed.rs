@@ -66,7 +66,11 @@ async fn a_large_file_with_br_and_gz_sidecars_is_sent_in_the_coding_the_client_a
         ("identity", None, &data),
     ] {
         let (p, body) = server
-            .request(http::Method::GET, "/app.wasm", &[("accept-encoding", accept)])
+            .request(
+                http::Method::GET,
+                "/app.wasm",
+                &[("accept-encoding", accept)],
+            )
             .await;
         assert_eq!(p.status, 200, "{accept}");
         assert_eq!(header(&p, "content-encoding"), coding, "{accept}");
@@ -148,7 +152,10 @@ async fn a_sidecar_without_its_source_is_served_in_its_coding_or_answered_406() 
         std::fs::write(root.join("assets/util.js.gz"), &small_gz).unwrap();
     })
     .await;
-    assert!(big_br.len() as u64 > THRESHOLD, "the br-only file is streamed");
+    assert!(
+        big_br.len() as u64 > THRESHOLD,
+        "the br-only file is streamed"
+    );
     let table = server.site.table();
     assert!(!table.get("/lib.wasm").unwrap().has_identity());
 

@@ -24,9 +24,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 use super::encoding::Encoding;
 use super::hashed::HashedNames;
+use super::headers::{self as policy, SecurityHeaders};
 use super::precompressed;
 use super::retired::Retired;
-use super::headers::{self as policy, SecurityHeaders};
 use super::tree::{Finding, Found, Tree, Unreadable};
 
 /// Text assets smaller than this are not compressed: the saving would not pay the header.

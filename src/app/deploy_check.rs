@@ -100,8 +100,8 @@ pub(crate) fn missing(tree: &Tree) -> Vec<String> {
         return Vec::new();
     };
     let mut html = Vec::new();
-    let read = std::fs::File::open(&index.path)
-        .and_then(|f| f.take(MAX_INDEX).read_to_end(&mut html));
+    let read =
+        std::fs::File::open(&index.path).and_then(|f| f.take(MAX_INDEX).read_to_end(&mut html));
     if read.is_err() {
         return Vec::new();
     }
@@ -208,7 +208,9 @@ fn attributes(html: &[u8], mut i: usize) -> (Vec<(String, String)>, usize) {
             return (attrs, i + 1);
         }
         let start = i;
-        while i < html.len() && !matches!(html[i], b'=' | b'>' | b'/') && !html[i].is_ascii_whitespace()
+        while i < html.len()
+            && !matches!(html[i], b'=' | b'>' | b'/')
+            && !html[i].is_ascii_whitespace()
         {
             i += 1;
         }
@@ -253,10 +255,7 @@ fn attributes(html: &[u8], mut i: usize) -> (Vec<(String, String)>, usize) {
 /// that is not local) or empty.
 fn resolve(base: &str, reference: &str) -> Option<String> {
     let reference = reference.trim();
-    let reference = reference
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default();
+    let reference = reference.split(['?', '#']).next().unwrap_or_default();
     if reference.is_empty() || reference.starts_with("//") || reference.starts_with("\\\\") {
         return None;
     }
@@ -390,11 +389,15 @@ mod tests {
     #[test]
     fn a_base_href_moves_relative_references() {
         assert_eq!(
-            refs(r#"<base href="/app/"><script src="main.js"></script><script src="/x.js"></script>"#),
+            refs(
+                r#"<base href="/app/"><script src="main.js"></script><script src="/x.js"></script>"#
+            ),
             ["/app/main.js", "/x.js"]
         );
         assert_eq!(
-            refs(r#"<base href="https://cdn.example/"><script src="main.js"></script><script src="/x.js"></script>"#),
+            refs(
+                r#"<base href="https://cdn.example/"><script src="main.js"></script><script src="/x.js"></script>"#
+            ),
             Vec::<String>::new()
         );
     }

@@ -88,8 +88,7 @@ impl QValues {
             let Some(q) = q else { continue };
             let slot = if name.eq_ignore_ascii_case(b"br") {
                 &mut out.br
-            } else if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip")
-            {
+            } else if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip") {
                 &mut out.gzip
             } else if name.eq_ignore_ascii_case(b"identity") {
                 &mut out.identity

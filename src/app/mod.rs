@@ -7,6 +7,12 @@
 //! coding, clone a precomputed header map, slice `Bytes`. Only assets streamed from disk
 //! take an async step (opening the file on the blocking pool).
 //!
+//! Files: assets.rs builds the table (tree.rs walks the root, hashed.rs tells hashed names,
+//! precompressed.rs handles `.br`/`.gz` of streamed and source-less files, retired.rs keeps
+//! previous deploys' hashed assets, deploy_check.rs holds back a half-copied deploy);
+//! redeploy.rs polls; path.rs, encoding.rs, range.rs, navigation.rs, headers.rs parse and
+//! decide per request; body.rs and budget.rs send.
+//!
 //! [`Site`] owns the table's life: it logs what a build found wrong with the tree
 //! ([`Finding`]) when that table is swapped in (at start-up and on each rebuild), so a
 //! tree's problems are logged once per change of the tree, all of them each time: the log
@@ -291,7 +297,11 @@ impl AssetService {
             pinned = h;
             &pinned
         } else {
-            let mut r = text(StatusCode::NOT_ACCEPTABLE, precompressed::NOT_ACCEPTABLE, security);
+            let mut r = text(
+                StatusCode::NOT_ACCEPTABLE,
+                precompressed::NOT_ACCEPTABLE,
+                security,
+            );
             r.headers_mut()
                 .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
             return ready(r);
@@ -299,7 +309,8 @@ impl AssetService {
         let source = match &asset.content {
             assets::Content::Memory => Source::Memory,
             assets::Content::File(_) => {
-                let encoding = precompressed::response_encoding(&asset, status, method, req_headers);
+                let encoding =
+                    precompressed::response_encoding(&asset, status, method, req_headers);
                 let (method, req_headers) = (method.clone(), req_headers.clone());
                 let this = self.clone();
                 return ResponseFuture::Open(Box::pin(async move {

@@ -70,8 +70,7 @@ pub(crate) fn encoded_only(
     for f in files {
         for (i, ext) in [".br", ".gz"].iter().enumerate() {
             if let Some(base) = f.0.strip_suffix(ext) {
-                if !base.ends_with('/') && !base.ends_with("/index.html") && !urls.contains(base)
-                {
+                if !base.ends_with('/') && !base.ends_with("/index.html") && !urls.contains(base) {
                     by_base.entry(base).or_default()[i] = Some(f);
                 }
             }
@@ -221,7 +220,8 @@ pub(crate) fn response_encoding(
     method: &Method,
     req: &HeaderMap,
 ) -> Encoding {
-    let range = status == StatusCode::OK && *method != Method::HEAD && req.contains_key(header::RANGE);
+    let range =
+        status == StatusCode::OK && *method != Method::HEAD && req.contains_key(header::RANGE);
     if range {
         Encoding::Identity
     } else {
@@ -280,7 +280,9 @@ mod tests {
     #[test]
     fn a_sidecar_is_used_only_when_it_decodes_to_the_source() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         std::fs::write(dir.path().join("app.wasm"), &data).unwrap();
         let br = assets::compress(Encoding::Brotli, &data).unwrap();
         std::fs::write(dir.path().join("app.wasm.br"), &br).unwrap();

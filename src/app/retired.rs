@@ -246,12 +246,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("www");
         let opts = options(Duration::from_secs(600));
-        let names = ["a.aaaa1111.js", "b.bbbb2222.js", "c.cccc3333.js", "d.dddd4444.js"];
+        let names = [
+            "a.aaaa1111.js",
+            "b.bbbb2222.js",
+            "c.cccc3333.js",
+            "d.dddd4444.js",
+        ];
         deploy(&root, &[("index.html", "0"), (names[0], "0123456789")]);
         let mut table = AssetTable::build(&root, &opts, None).unwrap();
         for (i, name) in names.iter().enumerate().skip(1) {
             std::thread::sleep(Duration::from_millis(5));
-            deploy(&root, &[("index.html", &i.to_string()), (name, "0123456789")]);
+            deploy(
+                &root,
+                &[("index.html", &i.to_string()), (name, "0123456789")],
+            );
             table = AssetTable::build(&root, &opts, Some(&table)).unwrap();
         }
         // Three generations kept; the next build retires the fourth's chunk too.
@@ -267,6 +275,9 @@ mod tests {
         assert_eq!(by_bytes.bytes(), 20);
         let by_count = Retired::carry_at(Some(&table), &next.assets, keep, now, (1 << 20, 3));
         assert_eq!(by_count.len(), 3);
-        assert!(by_count.get("/a.aaaa1111.js").is_none(), "the oldest goes first");
+        assert!(
+            by_count.get("/a.aaaa1111.js").is_none(),
+            "the oldest goes first"
+        );
     }
 }
