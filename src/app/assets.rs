@@ -199,7 +199,7 @@ pub struct AssetTable {
     bytes: u64,
     fingerprint: u64,
     findings: Vec<Finding>,
-    retired: Retired,
+    retired: Retired<Arc<Asset>>,
 }
 
 impl AssetTable {
@@ -211,7 +211,7 @@ impl AssetTable {
 
     /// The previous deploys' hashed assets still servable (app/retired.rs).
     #[must_use]
-    pub fn retired(&self) -> &Retired {
+    pub fn retired(&self) -> &Retired<Arc<Asset>> {
         &self.retired
     }
 
@@ -311,7 +311,12 @@ impl AssetTable {
             .ok_or_else(|| BuildError::MissingIndex(tree.root().to_owned()))?;
         let not_found = assets.get("/404.html").cloned();
         let generation = previous.map_or(1, |p| p.generation + 1);
-        let retired = Retired::carry(previous, &assets, options.keep_old_assets);
+        let retired = Retired::carry(
+            previous.map(|p| &p.retired),
+            superseded(previous, &assets),
+            |url| assets.contains_key(url),
+            options.keep_old_assets,
+        );
         Ok(Self {
             assets,
             dirs,
@@ -339,6 +344,23 @@ impl AssetTable {
     pub(crate) fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
+}
+
+/// The previous table's hashed, in-memory assets that `next` no longer serves, with the
+/// bytes they hold: what app/retired.rs keeps servable for a while. Streamed ones are read
+/// from disk per request, so a deploy that deletes them leaves nothing to keep.
+fn superseded<'a>(
+    previous: Option<&'a AssetTable>,
+    next: &'a HashMap<Box<str>, Arc<Asset>>,
+) -> impl Iterator<Item = (&'a str, Arc<Asset>, u64)> + 'a {
+    previous
+        .into_iter()
+        .flat_map(|p| &p.assets)
+        .filter(|(url, a)| a.hashed && !a.is_streamed() && !next.contains_key(*url))
+        .map(|(url, a)| {
+            let bytes = a.reps.iter().map(|r| r.bytes.len() as u64).sum();
+            (&**url, Arc::clone(a), bytes)
+        })
 }
 
 fn load_parallel<'a>(
@@ -400,7 +422,21 @@ fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildE
     // Every form the asset is served in: identity first (none for an encoded-only file),
     // then the codings worth sending.
     let (content, hash, forms) = if f.encoded_only {
-        precompressed::encoded_only_forms(f, options.stream_threshold)?
+        // ETags from the first sidecar's bytes (br if there is one).
+        let (streamed, forms) = precompressed::encoded_only_forms(f, options.stream_threshold)?;
+        match forms.first() {
+            Some((_, _, Some(disk))) if streamed => {
+                (Content::File(f.path.clone()), hash_file(&disk.path)?, forms)
+            }
+            Some((_, bytes, _)) => (Content::Memory, sha256_hex(bytes), forms),
+            // The walk makes an encoded-only entry only for a sidecar it found.
+            None => {
+                return Err(BuildError::Io {
+                    path: f.path.clone(),
+                    source: io::Error::other("no precompressed file"),
+                })
+            }
+        }
     } else if len > options.stream_threshold {
         let hash = hash_file(&f.path)?;
         let disk = precompressed::OnDisk {
@@ -409,10 +445,12 @@ fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildE
             modified_secs,
         };
         let mut forms = vec![(Encoding::Identity, Bytes::new(), Some(disk))];
+        // A sidecar counts when it decodes to `len` bytes with the source's hash.
+        let is_source = |n: u64, digest: &[u8]| n == len && hex(digest) == hash;
         forms.extend(precompressed::streamed_sidecars(
             f,
             len,
-            &hash,
+            &is_source,
             &mut findings,
         ));
         (Content::File(f.path.clone()), hash, forms)
@@ -575,11 +613,11 @@ pub fn decompress(enc: Encoding, data: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
+fn sha256_hex(data: &[u8]) -> String {
     hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
 }
 
-pub(crate) fn hash_file(path: &Path) -> Result<String, BuildError> {
+fn hash_file(path: &Path) -> Result<String, BuildError> {
     let mut file = File::open(path).map_err(io_err(path))?;
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     let mut buf = vec![0; 1024 * 1024];
@@ -594,7 +632,7 @@ pub(crate) fn hash_file(path: &Path) -> Result<String, BuildError> {
 }
 
 /// The first 16 bytes of a digest in hex: 128 bits is plenty for an ETag.
-pub(crate) fn hex(digest: &[u8]) -> String {
+fn hex(digest: &[u8]) -> String {
     use std::fmt::Write as _;
     digest
         .iter()

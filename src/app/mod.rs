@@ -293,7 +293,7 @@ impl AssetService {
         let pinned;
         let req_headers = if asset.has_identity() {
             req_headers
-        } else if let Some(h) = precompressed::pin_coding(&asset, req_headers) {
+        } else if let Some(h) = precompressed::pin_coding(&asset.encodings, req_headers) {
             pinned = h;
             &pinned
         } else {
@@ -310,7 +310,7 @@ impl AssetService {
             assets::Content::Memory => Source::Memory,
             assets::Content::File(_) => {
                 let encoding =
-                    precompressed::response_encoding(&asset, status, method, req_headers);
+                    precompressed::response_encoding(&asset.encodings, status, method, req_headers);
                 let (method, req_headers) = (method.clone(), req_headers.clone());
                 let this = self.clone();
                 return ResponseFuture::Open(Box::pin(async move {
@@ -420,7 +420,7 @@ impl AssetService {
             .get(header::RANGE)
             .filter(|_| status == StatusCode::OK && !head);
         // Ranges address the identity representation; compressed ones are for whole bodies.
-        let encoding = precompressed::response_encoding(asset, status, method, req);
+        let encoding = precompressed::response_encoding(&asset.encodings, status, method, req);
         let rep = asset.rep(encoding);
 
         if status == StatusCode::OK {

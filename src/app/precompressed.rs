@@ -23,9 +23,7 @@
 //! table build (app/assets.rs) makes their header blocks and the service (app/mod.rs)
 //! opens and sends them.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
-use std::hash::{Hash, Hasher};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -34,9 +32,8 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
-use super::assets::{self, Asset, BuildError, Content};
 use super::encoding::{self, Encoding};
-use super::tree::{stamp_of, Finding, Found};
+use super::tree::{Finding, Found, Unreadable};
 
 /// A representation read from disk per request: the file and what it was when the table
 /// was built (checked again when a request opens it).
@@ -59,56 +56,19 @@ pub(crate) fn modified_secs(meta: &Metadata) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The encoded-only entries of a walk: for each `X.br` / `X.gz` whose `X` is not a file
-/// (and is not an index.html), one entry at `X` with those sidecars. `files` are the walk's
-/// files sorted by URL, `urls` their URLs.
-pub(crate) fn encoded_only(
-    files: &[(String, PathBuf, Metadata)],
-    urls: &HashSet<&str>,
-) -> Vec<Found> {
-    let mut by_base: HashMap<&str, [Option<&(String, PathBuf, Metadata)>; 2]> = HashMap::new();
-    for f in files {
-        for (i, ext) in [".br", ".gz"].iter().enumerate() {
-            if let Some(base) = f.0.strip_suffix(ext) {
-                if !base.ends_with('/') && !base.ends_with("/index.html") && !urls.contains(base) {
-                    by_base.entry(base).or_default()[i] = Some(f);
-                }
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(by_base.len());
-    for (base, [br, gz]) in by_base {
-        let Some(first) = br.or(gz) else { continue };
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        "encoded-only".hash(&mut h);
-        for side in [br, gz] {
-            side.map(|f| stamp_of(&f.2)).hash(&mut h);
-        }
-        out.push(Found {
-            url: base.to_owned(),
-            path: first.1.clone(),
-            meta: first.2.clone(),
-            br: br.map(|f| f.1.clone()),
-            gz: gz.map(|f| f.1.clone()),
-            stamp: h.finish(),
-            encoded_only: true,
-        });
-    }
-    out
-}
-
-/// The sidecars of a streamed file that decompress to exactly its bytes (`len` bytes whose
-/// hash is `hash`), as streamed forms; the others are pushed onto `findings`.
+/// The sidecars of a streamed file that decompress to exactly its bytes, as streamed forms;
+/// the others are pushed onto `findings`. `is_source(n, digest)` tells whether `n` bytes
+/// with this SHA-256 digest are the source's (the caller knows its length and hash).
 pub(crate) fn streamed_sidecars(
     f: &Found,
     len: u64,
-    hash: &str,
+    is_source: &dyn Fn(u64, &[u8]) -> bool,
     findings: &mut Vec<Finding>,
 ) -> Vec<Form> {
     let mut out = Vec::new();
     for (enc, sidecar) in [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)] {
         let Some(path) = sidecar else { continue };
-        match check_sidecar(enc, path, len, hash) {
+        match check_sidecar(enc, path, len, is_source) {
             Ok(Some(disk)) => out.push((enc, Bytes::new(), Some(disk))),
             Ok(None) => findings.push(Finding::SidecarMismatch {
                 sidecar: path.clone(),
@@ -124,7 +84,12 @@ pub(crate) fn streamed_sidecars(
 
 /// Decompresses the sidecar as a stream and compares it with the source; `None` when it
 /// decodes to other bytes (or does not decode).
-fn check_sidecar(enc: Encoding, path: &Path, len: u64, hash: &str) -> io::Result<Option<OnDisk>> {
+fn check_sidecar(
+    enc: Encoding,
+    path: &Path,
+    len: u64,
+    is_source: &dyn Fn(u64, &[u8]) -> bool,
+) -> io::Result<Option<OnDisk>> {
     let file = File::open(path)?;
     let meta = file.metadata()?;
     let disk = OnDisk {
@@ -154,40 +119,35 @@ fn check_sidecar(enc: Encoding, path: &Path, len: u64, hash: &str) -> io::Result
         ctx.update(&buf[..n]);
         total += n as u64;
     }
-    let same = total == len && assets::hex(ctx.finish().as_ref()) == hash;
+    let same = total == len && is_source(total, ctx.finish().as_ref());
     Ok(same.then_some(disk))
 }
 
-/// The forms of an encoded-only entry (its sidecars as they are), where they live, and the
-/// hash its ETags are made from (the first sidecar's). In memory when every sidecar fits
-/// under `stream_threshold`, else all streamed.
+/// The forms of an encoded-only entry (its sidecars as they are, br first) and whether
+/// they are streamed: in memory when every sidecar fits under `stream_threshold`, else all
+/// streamed. The caller hashes the first one for the ETags.
 pub(crate) fn encoded_only_forms(
     f: &Found,
     stream_threshold: u64,
-) -> Result<(Content, String, Vec<Form>), BuildError> {
-    let sidecars: Vec<(Encoding, &PathBuf)> = [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)]
+) -> Result<(bool, Vec<Form>), Unreadable> {
+    let sidecars = [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)]
         .into_iter()
-        .filter_map(|(enc, p)| p.as_ref().map(|p| (enc, p)))
-        .collect();
-    let io_err = |path: &Path| {
+        .filter_map(|(enc, p)| p.as_ref().map(|p| (enc, p)));
+    let unreadable = |path: &Path| {
         let path = path.to_owned();
-        move |source| BuildError::Io { path, source }
+        move |source| Unreadable { path, source }
     };
-    let mut opened = Vec::with_capacity(sidecars.len());
+    let mut opened = Vec::with_capacity(2);
     let mut streamed = false;
     for (enc, path) in sidecars {
-        let file = File::open(path).map_err(io_err(path))?;
-        let meta = file.metadata().map_err(io_err(path))?;
+        let file = File::open(path).map_err(unreadable(path))?;
+        let meta = file.metadata().map_err(unreadable(path))?;
         streamed |= meta.len() > stream_threshold;
         opened.push((enc, path, file, meta));
     }
     let mut out = Vec::with_capacity(opened.len());
-    let mut hash = String::new();
     for (enc, path, mut file, meta) in opened {
         if streamed {
-            if hash.is_empty() {
-                hash = assets::hash_file(path)?;
-            }
             let disk = OnDisk {
                 path: path.clone(),
                 len: meta.len(),
@@ -196,26 +156,18 @@ pub(crate) fn encoded_only_forms(
             out.push((enc, Bytes::new(), Some(disk)));
         } else {
             let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-            file.read_to_end(&mut data).map_err(io_err(path))?;
-            if hash.is_empty() {
-                hash = assets::sha256_hex(&data);
-            }
+            file.read_to_end(&mut data).map_err(unreadable(path))?;
             out.push((enc, Bytes::from(data), None));
         }
     }
-    let content = if streamed {
-        Content::File(f.path.clone())
-    } else {
-        Content::Memory
-    };
-    Ok((content, hash, out))
+    Ok((streamed, out))
 }
 
 /// The representation a `200`/`206` response to this request uses: identity when a range
 /// is asked for (ranges address the identity bytes), else the negotiated coding. The
 /// service decides with it which file to open before [`super::AssetService`] serves.
 pub(crate) fn response_encoding(
-    asset: &Asset,
+    available: &[Encoding],
     status: StatusCode,
     method: &Method,
     req: &HeaderMap,
@@ -227,19 +179,18 @@ pub(crate) fn response_encoding(
     } else {
         encoding::negotiate(
             req.get(header::ACCEPT_ENCODING).map(HeaderValue::as_bytes),
-            &asset.encodings,
+            available,
         )
     }
 }
 
-/// For an encoded-only asset: the request's headers with `Accept-Encoding` narrowed to the
+/// For an encoded-only asset (its codings `available`): the request's headers with `Accept-Encoding` narrowed to the
 /// coding to send (the acceptable one with the highest q; br on a tie) and without `Range`
 /// and `If-Range`; `None` when the client accepts none of the asset's codings (answer
 /// 406).
-pub(crate) fn pin_coding(asset: &Asset, req: &HeaderMap) -> Option<HeaderMap> {
+pub(crate) fn pin_coding(available: &[Encoding], req: &HeaderMap) -> Option<HeaderMap> {
     let accept = req.get(header::ACCEPT_ENCODING).map(HeaderValue::as_bytes);
-    let (enc, _) = asset
-        .encodings
+    let (enc, _) = available
         .iter()
         .map(|&e| (e, encoding::accepted(accept, e)))
         .filter(|&(_, q)| q > 0)
@@ -261,7 +212,33 @@ pub(crate) const NOT_ACCEPTABLE: &str = "406 Not Acceptable: this file exists on
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::encoding::Encoding;
     use std::io::Write;
+
+    fn compress(enc: Encoding, data: &[u8]) -> Vec<u8> {
+        match enc {
+            Encoding::Brotli => {
+                let mut out = Vec::new();
+                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                w.write_all(data).unwrap();
+                drop(w);
+                out
+            }
+            _ => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+        }
+    }
+
+    /// The source test: `len` bytes with this SHA-256.
+    fn source(data: &[u8]) -> impl Fn(u64, &[u8]) -> bool {
+        let len = data.len() as u64;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+        let digest = digest.as_ref().to_vec();
+        move |n, d| n == len && d == digest
+    }
 
     fn found(dir: &Path, name: &str, br: bool, gz: bool) -> Found {
         let path = dir.join(name);
@@ -284,7 +261,7 @@ mod tests {
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
         std::fs::write(dir.path().join("app.wasm"), &data).unwrap();
-        let br = assets::compress(Encoding::Brotli, &data).unwrap();
+        let br = compress(Encoding::Brotli, &data);
         std::fs::write(dir.path().join("app.wasm.br"), &br).unwrap();
         // A gzip of other bytes: stale.
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -292,9 +269,8 @@ mod tests {
         std::fs::write(dir.path().join("app.wasm.gz"), e.finish().unwrap()).unwrap();
 
         let f = found(dir.path(), "app.wasm", true, true);
-        let hash = assets::hash_file(&f.path).unwrap();
         let mut findings = Vec::new();
-        let forms = streamed_sidecars(&f, data.len() as u64, &hash, &mut findings);
+        let forms = streamed_sidecars(&f, data.len() as u64, &source(&data), &mut findings);
         assert_eq!(forms.len(), 1);
         assert_eq!(forms[0].0, Encoding::Brotli);
         assert_eq!(forms[0].2.as_ref().unwrap().len, br.len() as u64);
@@ -311,12 +287,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.bin"), b"hello").unwrap();
         std::fs::write(dir.path().join("a.bin.br"), b"not brotli at all").unwrap();
-        let longer = assets::compress(Encoding::Gzip, b"hello, world").unwrap();
+        let longer = compress(Encoding::Gzip, b"hello, world");
         std::fs::write(dir.path().join("a.bin.gz"), longer).unwrap();
         let f = found(dir.path(), "a.bin", true, true);
-        let hash = assets::hash_file(&f.path).unwrap();
         let mut findings = Vec::new();
-        assert!(streamed_sidecars(&f, 5, &hash, &mut findings).is_empty());
+        assert!(streamed_sidecars(&f, 5, &source(b"hello"), &mut findings).is_empty());
         assert_eq!(findings.len(), 2);
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Only assets the table serves `immutable` (a hash in the name, app/hashed.rs) are kept:
 //! index.html and every unhashed file are always the newest. [`Retired`] is an immutable
-//! part of each [`AssetTable`]: the build carries the previous table's store forward, adds
+//! part of each asset table: the build carries the previous table's store forward, adds
 //! the previous table's hashed assets the new tree no longer has (superseded now), and
 //! drops the expired ones, the ones the new table serves again and, oldest first, whatever
 //! exceeds [`MAX_RETIRED_BYTES`] or [`MAX_RETIRED_ENTRIES`]. A lookup checks the age against
@@ -19,10 +19,7 @@
 //! never serves and never logs but through [`Retired::log_kept`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use super::assets::{Asset, AssetTable};
 
 /// The most bytes of old assets kept (all representations): 256 MiB is a few dozen
 /// generations of a large app's chunks (a few MB each, with br and gzip), while bounding
@@ -34,69 +31,76 @@ pub const MAX_RETIRED_BYTES: u64 = 256 * 1024 * 1024;
 pub const MAX_RETIRED_ENTRIES: usize = 10_000;
 
 /// The hashed assets of previous tables that are still servable (see the module docs).
-#[derive(Debug, Default)]
-pub struct Retired {
+/// `A` is what is kept per URL (the table's `Arc<Asset>`): the store only needs to clone it.
+#[derive(Debug)]
+pub struct Retired<A> {
     /// How long an asset stays servable after it was superseded; zero keeps none.
     keep: Duration,
-    entries: HashMap<Box<str>, Retiree>,
+    entries: HashMap<Box<str>, Retiree<A>>,
     bytes: u64,
 }
 
 #[derive(Debug, Clone)]
-struct Retiree {
-    asset: Arc<Asset>,
+struct Retiree<A> {
+    asset: A,
     /// When the build that dropped it from the table ran.
     since: Instant,
     bytes: u64,
 }
 
-impl Retired {
-    /// The store of the table that follows `previous` and serves `next`.
-    pub(crate) fn carry(
-        previous: Option<&AssetTable>,
-        next: &HashMap<Box<str>, Arc<Asset>>,
+impl<A: Clone> Retired<A> {
+    /// An empty store for a first table.
+    pub(crate) fn new(keep: Duration) -> Self {
+        Self {
+            keep,
+            entries: HashMap::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The store of the next table: what `previous` kept and is still fresh, plus
+    /// `superseded` (URL, asset, bytes: the previous table's hashed in-memory assets the
+    /// next table lacks), minus what the next table `serves` again, within the bounds.
+    pub(crate) fn carry<'a>(
+        previous: Option<&'a Self>,
+        superseded: impl IntoIterator<Item = (&'a str, A, u64)>,
+        serves: impl Fn(&str) -> bool,
         keep: Duration,
     ) -> Self {
         let limits = (MAX_RETIRED_BYTES, MAX_RETIRED_ENTRIES);
-        Self::carry_at(previous, next, keep, Instant::now(), limits)
+        Self::carry_at(previous, superseded, serves, keep, Instant::now(), limits)
     }
 
-    fn carry_at(
-        previous: Option<&AssetTable>,
-        next: &HashMap<Box<str>, Arc<Asset>>,
+    fn carry_at<'a>(
+        previous: Option<&'a Self>,
+        superseded: impl IntoIterator<Item = (&'a str, A, u64)>,
+        serves: impl Fn(&str) -> bool,
         keep: Duration,
         now: Instant,
         (max_bytes, max_entries): (u64, usize),
     ) -> Self {
-        let mut out = Self {
-            keep,
-            ..Self::default()
-        };
-        let Some(prev) = previous.filter(|_| !keep.is_zero()) else {
+        let mut out = Self::new(keep);
+        if keep.is_zero() {
             return out;
-        };
+        }
         let fresh = |since: Instant| now.saturating_duration_since(since) < keep;
-        let mut all: Vec<(&str, Retiree)> = prev
-            .retired()
-            .entries
-            .iter()
-            .filter(|(url, r)| fresh(r.since) && !next.contains_key(*url))
+        let mut all: Vec<(&str, Retiree<A>)> = previous
+            .into_iter()
+            .flat_map(|p| &p.entries)
+            .filter(|(url, r)| fresh(r.since) && !serves(url))
             .map(|(url, r)| (&**url, r.clone()))
             .collect();
-        for (url, asset) in &prev.assets {
-            if asset.is_hashed() && !asset.is_streamed() && !next.contains_key(url) {
-                let bytes = asset.reps.iter().map(|r| r.bytes.len() as u64).sum();
-                let since = now;
-                all.push((
-                    url,
-                    Retiree {
-                        asset: Arc::clone(asset),
-                        since,
-                        bytes,
-                    },
-                ));
-            }
-        }
+        all.extend(superseded.into_iter().map(|(url, asset, bytes)| {
+            let since = now;
+            (
+                url,
+                Retiree {
+                    asset,
+                    since,
+                    bytes,
+                },
+            )
+        }));
         // Newest first (then by URL, so a build is deterministic); the oldest go first.
         all.sort_by(|a, b| b.1.since.cmp(&a.1.since).then_with(|| a.0.cmp(b.0)));
         for (url, r) in all {
@@ -111,7 +115,7 @@ impl Retired {
 
     /// The old asset at a decoded request path, if it is still servable.
     #[must_use]
-    pub fn get(&self, path: &str) -> Option<&Arc<Asset>> {
+    pub fn get(&self, path: &str) -> Option<&A> {
         self.entries
             .get(path)
             .filter(|r| r.since.elapsed() < self.keep)
@@ -152,132 +156,82 @@ impl Retired {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::assets::BuildOptions;
-    use crate::app::SecurityHeaders;
-    use std::path::Path;
 
-    fn options(keep: Duration) -> BuildOptions {
-        BuildOptions {
-            stream_threshold: 8 << 20,
-            security: SecurityHeaders::new(0),
-            keep_old_assets: keep,
-        }
-    }
+    const LIMITS: (u64, usize) = (MAX_RETIRED_BYTES, MAX_RETIRED_ENTRIES);
+    const KEEP: Duration = Duration::from_secs(60);
 
-    fn deploy(root: &Path, files: &[(&str, &str)]) {
-        if root.exists() {
-            std::fs::remove_dir_all(root).unwrap();
-        }
-        for (name, text) in files {
-            let path = root.join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
+    /// One redeploy at `now`: `dropped` leave the table, `served` are in the next one.
+    fn step(
+        prev: &Retired<&'static str>,
+        dropped: &[&'static str],
+        served: &[&str],
+        now: Instant,
+        limits: (u64, usize),
+    ) -> Retired<&'static str> {
+        let superseded = dropped.iter().map(|u| (*u, *u, u.len() as u64));
+        Retired::carry_at(
+            Some(prev),
+            superseded,
+            |u| served.contains(&u),
+            KEEP,
+            now,
+            limits,
+        )
     }
 
     #[test]
-    fn superseded_hashed_assets_are_kept_and_unhashed_ones_are_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("www");
-        let opts = options(Duration::from_secs(60));
-        deploy(
-            &root,
-            &[
-                ("index.html", "v1"),
-                ("assets/app-Ab12Cd34.js", "chunk v1"),
-                ("notes.txt", "v1"),
-            ],
+    fn superseded_assets_are_kept_until_served_again() {
+        let t0 = Instant::now();
+        let v1 = Retired::new(KEEP);
+        let v2 = step(&v1, &["/a-Ab12Cd34.js"], &[], t0, LIMITS);
+        let v3 = step(&v2, &["/b-Ef56Gh78.js"], &[], t0, LIMITS);
+        assert_eq!(v3.len(), 2);
+        assert_eq!(v3.get("/a-Ab12Cd34.js"), Some(&"/a-Ab12Cd34.js"));
+        assert_eq!(v3.bytes(), 28);
+        let v4 = step(&v3, &[], &["/a-Ab12Cd34.js"], t0, LIMITS);
+        assert!(
+            v4.get("/a-Ab12Cd34.js").is_none(),
+            "served by the table again"
         );
-        let v1 = AssetTable::build(&root, &opts, None).unwrap();
-        assert!(v1.retired().is_empty());
-        deploy(
-            &root,
-            &[("index.html", "v2"), ("assets/app-Ef56Gh78.js", "chunk v2")],
-        );
-        let v2 = AssetTable::build(&root, &opts, Some(&v1)).unwrap();
-        assert_eq!(v2.retired().len(), 1);
-        assert!(v2.retired().get("/assets/app-Ab12Cd34.js").is_some());
-        assert!(v2.retired().get("/notes.txt").is_none());
-        deploy(
-            &root,
-            &[("index.html", "v3"), ("assets/app-Ij90Kl12.js", "chunk v3")],
-        );
-        let v3 = AssetTable::build(&root, &opts, Some(&v2)).unwrap();
-        assert_eq!(v3.retired().len(), 2);
-        assert!(v3.retired().get("/assets/app-Ab12Cd34.js").is_some());
-        assert!(v3.retired().get("/assets/app-Ef56Gh78.js").is_some());
-        assert_eq!(v3.retired().bytes(), 16);
-
-        // Deployed again: the table serves it, the store lets it go.
-        deploy(
-            &root,
-            &[("index.html", "v4"), ("assets/app-Ab12Cd34.js", "chunk v1")],
-        );
-        let v4 = AssetTable::build(&root, &opts, Some(&v3)).unwrap();
-        assert!(v4.retired().get("/assets/app-Ab12Cd34.js").is_none());
-        assert!(v4.retired().get("/assets/app-Ij90Kl12.js").is_some());
+        assert!(v4.get("/b-Ef56Gh78.js").is_some());
     }
 
     #[test]
     fn zero_keeps_nothing_and_entries_expire_by_the_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("www");
-        deploy(&root, &[("index.html", "v1"), ("app.3f9a1c2b.js", "x")]);
-        let v1 = AssetTable::build(&root, &options(Duration::ZERO), None).unwrap();
-        deploy(&root, &[("index.html", "v2")]);
-        let off = AssetTable::build(&root, &options(Duration::ZERO), Some(&v1)).unwrap();
-        assert!(off.retired().is_empty());
-
         let now = Instant::now();
-        let keep = Duration::from_secs(60);
-        let limits = (MAX_RETIRED_BYTES, MAX_RETIRED_ENTRIES);
-        let kept = Retired::carry_at(Some(&v1), &off.assets, keep, now, limits);
-        assert_eq!(kept.len(), 1);
-        assert!(kept.get("/app.3f9a1c2b.js").is_some());
-        // Retired long ago (a clock that can go back that far): expired at lookup.
-        if let Some(then) = now.checked_sub(Duration::from_secs(61)) {
-            let stale = Retired::carry_at(Some(&v1), &off.assets, keep, then, limits);
-            assert!(stale.get("/app.3f9a1c2b.js").is_none());
+        let off: Retired<&str> = Retired::carry_at(
+            None,
+            [("/x", "/x", 2)],
+            |_| false,
+            Duration::ZERO,
+            now,
+            LIMITS,
+        );
+        assert!(off.is_empty());
+        let kept = step(&Retired::new(KEEP), &["/x"], &[], now, LIMITS);
+        assert!(kept.get("/x").is_some());
+        // Retired long ago (on a clock that goes back that far): expired at lookup, and
+        // pruned by the next build.
+        if let Some(then) = now.checked_sub(KEEP + Duration::from_secs(1)) {
+            let stale = step(&Retired::new(KEEP), &["/x"], &[], then, LIMITS);
+            assert!(stale.get("/x").is_none());
+            assert!(step(&stale, &[], &[], now, LIMITS).is_empty());
         }
     }
 
     #[test]
     fn the_bounds_drop_the_oldest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("www");
-        let opts = options(Duration::from_secs(600));
-        let names = [
-            "a.aaaa1111.js",
-            "b.bbbb2222.js",
-            "c.cccc3333.js",
-            "d.dddd4444.js",
-        ];
-        deploy(&root, &[("index.html", "0"), (names[0], "0123456789")]);
-        let mut table = AssetTable::build(&root, &opts, None).unwrap();
-        for (i, name) in names.iter().enumerate().skip(1) {
-            std::thread::sleep(Duration::from_millis(5));
-            deploy(
-                &root,
-                &[("index.html", &i.to_string()), (name, "0123456789")],
-            );
-            table = AssetTable::build(&root, &opts, Some(&table)).unwrap();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut store = Retired::new(KEEP);
+        for (i, url) in ["/a.js", "/b.js", "/c.js"].into_iter().enumerate() {
+            store = step(&store, &[url], &[], t0 + ms(i as u64), LIMITS);
         }
-        // Three generations kept; the next build retires the fourth's chunk too.
-        assert_eq!(table.retired().len(), 3);
-        deploy(&root, &[("index.html", "5")]);
-        let next = AssetTable::build(&root, &options(Duration::ZERO), None).unwrap();
-        let now = Instant::now() + Duration::from_millis(5);
-        let keep = Duration::from_secs(600);
-        let by_bytes = Retired::carry_at(Some(&table), &next.assets, keep, now, (25, 100));
-        assert_eq!(by_bytes.len(), 2, "{by_bytes:?}");
-        assert!(by_bytes.get("/d.dddd4444.js").is_some());
-        assert!(by_bytes.get("/c.cccc3333.js").is_some());
-        assert_eq!(by_bytes.bytes(), 20);
-        let by_count = Retired::carry_at(Some(&table), &next.assets, keep, now, (1 << 20, 3));
+        let by_bytes = step(&store, &["/d.js"], &[], t0 + ms(3), (10, 100));
+        assert_eq!(by_bytes.len(), 2);
+        assert!(by_bytes.get("/d.js").is_some() && by_bytes.get("/c.js").is_some());
+        let by_count = step(&store, &["/d.js"], &[], t0 + ms(3), (100, 3));
         assert_eq!(by_count.len(), 3);
-        assert!(
-            by_count.get("/a.aaaa1111.js").is_none(),
-            "the oldest goes first"
-        );
+        assert!(by_count.get("/a.js").is_none(), "the oldest goes first");
     }
 }

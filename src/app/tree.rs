@@ -254,6 +254,9 @@ impl Tree {
     }
 }
 
+/// A file as the walk lists it: URL, path, metadata.
+type WalkedFile = (String, PathBuf, Metadata);
+
 /// Sorts the files by URL and folds `x.br` / `x.gz` next to `x` into x's entry: they are
 /// variants of x, not assets of their own.
 fn with_sidecars(mut files: Vec<(String, PathBuf, Metadata)>) -> Vec<Found> {
@@ -301,12 +304,48 @@ fn with_sidecars(mut files: Vec<(String, PathBuf, Metadata)>) -> Vec<Found> {
             encoded_only: false,
         });
     }
-    out.extend(super::precompressed::encoded_only(&files, &urls));
+    out.extend(encoded_only(&files, &urls));
     out.sort_by(|a, b| a.url.cmp(&b.url));
     out
 }
 
-pub(crate) fn stamp_of(meta: &Metadata) -> (u64, i64, i64, u64, u64) {
+/// The encoded-only entries of a walk (app/precompressed.rs): for each `X.br` / `X.gz`
+/// whose `X` is not a file (and is not an index.html), one entry at `X` with those sidecars. `files` are the walk's
+/// files sorted by URL, `urls` their URLs.
+fn encoded_only(files: &[WalkedFile], urls: &HashSet<&str>) -> Vec<Found> {
+    // Per source URL: its `.br` and its `.gz`.
+    let mut by_base: HashMap<&str, [Option<&WalkedFile>; 2]> = HashMap::new();
+    for f in files {
+        for (i, ext) in [".br", ".gz"].iter().enumerate() {
+            if let Some(base) = f.0.strip_suffix(ext) {
+                if !base.ends_with('/') && !base.ends_with("/index.html") && !urls.contains(base) {
+                    by_base.entry(base).or_default()[i] = Some(f);
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(by_base.len());
+    for (base, [br, gz]) in by_base {
+        let Some(first) = br.or(gz) else { continue };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        "encoded-only".hash(&mut h);
+        for side in [br, gz] {
+            side.map(|f| stamp_of(&f.2)).hash(&mut h);
+        }
+        out.push(Found {
+            url: base.to_owned(),
+            path: first.1.clone(),
+            meta: first.2.clone(),
+            br: br.map(|f| f.1.clone()),
+            gz: gz.map(|f| f.1.clone()),
+            stamp: h.finish(),
+            encoded_only: true,
+        });
+    }
+    out
+}
+
+fn stamp_of(meta: &Metadata) -> (u64, i64, i64, u64, u64) {
     (
         meta.len(),
         meta.mtime(),
