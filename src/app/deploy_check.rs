@@ -11,11 +11,11 @@
 //! against `/` (or a local `<base href>`); absolute URLs, protocol-relative `//cdn/...` and
 //! `data:` are not. The query and fragment are dropped and the path percent-decoded.
 //!
-//! [`DeployGate`] holds the one piece of state: when an incomplete tree was first seen.
+//! `DeployGate` holds the one piece of state: when an incomplete tree was first seen.
 //! [`super::Site::reload`] asks it before building; it refuses the tree
 //! ([`BuildError::Incomplete`]) for at most [`INCOMPLETE_WAIT`], then lets it through with a
 //! warning naming what is missing. At start-up there is no previous table to keep, so the
-//! site is served and the missing files are named at warn ([`warn_missing`]). It never
+//! site is served and the missing files are named at warn (`warn_missing`). It never
 //! builds, serves or swaps a table itself.
 
 use std::io::Read;

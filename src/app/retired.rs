@@ -16,7 +16,7 @@
 //! deploy that deletes the old file leaves nothing to serve (keeping open handles would
 //! hold disk space the operator believes freed). The service looks here only after the
 //! table missed and before the SPA fallback or 404 (app/mod.rs `resolve`); this module
-//! never serves and never logs but through [`Retired::log_kept`].
+//! never serves and never logs but through `Retired::log_kept`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
