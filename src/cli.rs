@@ -306,6 +306,13 @@ pub struct ServeArgs {
     #[arg(long, env = "RAMPART_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub watch_interval: Duration,
 
+    /// After a redeploy, keep serving the previous deploys' content-hashed assets (lazy
+    /// chunks of tabs opened before it) for this long (`90s`, `30m`, `12h`, `1d`); 0 turns it
+    /// off. index.html and unhashed files are always the newest. At most 256 MiB and 10000
+    /// old files are kept (oldest dropped first); large streamed files are not kept.
+    #[arg(long, env = "RAMPART_KEEP_OLD_ASSETS", default_value = "1d", value_parser = parse_duration)]
+    pub keep_old_assets: Duration,
+
     /// The `--config` file's sections (`[[headers]]`, `[[redirects]]`), which have no
     /// flag: filled in by [`crate::config::parse_args`], empty without a file.
     #[arg(skip)]

@@ -114,6 +114,8 @@ pub struct Config {
     pub stream_threshold: u64,
     /// Redeploy check interval (zero = off).
     pub watch_interval: Duration,
+    /// How long a previous deploy's hashed assets stay servable (zero = off).
+    pub keep_old_assets: Duration,
     /// The `--config` file's `[[headers]]` and `[[redirects]]`, read and checked (empty
     /// without a file). Nothing applies them to responses yet.
     pub file_sections: FileSections,
@@ -157,6 +159,7 @@ impl Config {
             h2_max_streams: 128,
             stream_threshold: 8 * 1024 * 1024,
             watch_interval: Duration::from_secs(1),
+            keep_old_assets: Duration::from_secs(86_400),
             file_sections: FileSections::default(),
         }
     }
@@ -293,6 +296,7 @@ impl Config {
             h2_max_streams: args.h2_max_streams,
             stream_threshold: args.stream_threshold,
             watch_interval: args.watch_interval,
+            keep_old_assets: args.keep_old_assets,
             file_sections: args.file_sections.clone(),
         };
         Ok(config)
@@ -312,6 +316,7 @@ impl Config {
                     headers: self.file_sections.headers.clone(),
                     redirects: self.file_sections.redirects.clone(),
                 }),
+                keep_old_assets: self.keep_old_assets,
             },
         }
     }

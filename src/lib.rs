@@ -34,7 +34,9 @@
 //!       close path (server/io/close.rs, run when ConnIo drops): close_notify, then lingering close - on every exit
 //! reload (server/reload.rs)         the one SIGHUP stream and the file pollers: certificate
 //!                                   (tls/reload.rs), ticket key file (tls/ticket/reload.rs),
-//!                                   redeploys (app/redeploy.rs: rebuild the table, swap it)
+//!                                   redeploys (app/redeploy.rs: rebuild the table, swap it;
+//!                                   app/deploy_check.rs holds back a half-copied deploy,
+//!                                   app/retired.rs keeps old hashed assets servable)
 //! ACME renewal (acme/, --acme)      obtains and renews the certificate: when due (acme/schedule.rs),
 //!                                   under the state directory's lock (acme/state.rs), orders
 //!                                   (acme/order.rs), stores it, has the resolver reload it

@@ -104,6 +104,7 @@ fn options(root: &Path) -> SiteOptions {
             stream_threshold: 8 << 20,
             security: SecurityHeaders::new(31_536_000),
             rules: Default::default(),
+            keep_old_assets: std::time::Duration::from_secs(86_400),
         },
     }
 }

@@ -2,7 +2,8 @@
 //! response needs precomputed (content type, strong ETag from the content hash, Last-Modified,
 //! Cache-Control, security headers, gzip/brotli variants, the full 200 header block). A
 //! request is a hash lookup plus a header-map clone. Files above the stream threshold keep
-//! only their metadata and hash here and are streamed from disk.
+//! only their metadata and hash here and are streamed from disk, with their checked
+//! `.br`/`.gz` sidecars (app/precompressed.rs).
 //!
 //! The table is immutable: a redeploy builds a new one (reusing unchanged entries) and swaps
 //! it in atomically ([`super::Site::reload`]). This module never serves; it only builds.
@@ -16,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -24,6 +25,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use super::encoding::Encoding;
 use super::hashed::HashedNames;
 use super::headers::{self as policy, SecurityHeaders};
+use super::precompressed;
+use super::retired::Retired;
 use super::routes::{self, Entry, OperatorRules, Rules};
 use super::tree::{Finding, Found, Tree, Unreadable};
 use crate::rules::RuleError;
@@ -47,6 +50,14 @@ pub enum BuildError {
     /// The root has no index.html (a deploy may be half-copied).
     #[error("{0}: no index.html")]
     MissingIndex(PathBuf),
+    /// The new index.html references scripts or styles that are not in the root yet (a
+    /// deploy still copying its bundles); the previous table stays in service for a while
+    /// (app/deploy_check.rs).
+    #[error("index.html references files not in the root yet: {}", missing.join(", "))]
+    Incomplete {
+        /// The missing URL paths, in document order.
+        missing: Vec<String>,
+    },
     /// A site rule file does not parse, or the rules have a redirect loop.
     #[error("{}", RuleErrors(.0))]
     Rules(Vec<RuleError>),
@@ -90,6 +101,9 @@ pub struct BuildOptions {
     /// The operator's site rules (`rampart.toml`), merged with the root's rule files at
     /// each build (app/routes.rs).
     pub rules: Arc<OperatorRules>,
+    /// How long a previous deploy's hashed assets stay servable after a redeploy dropped
+    /// them (`--keep-old-assets`; zero keeps none). See app/retired.rs.
+    pub keep_old_assets: Duration,
 }
 
 /// Where an asset's bytes live.
@@ -108,6 +122,8 @@ pub(crate) struct Representation {
     pub(crate) bytes: Bytes,
     pub(crate) etag: HeaderValue,
     pub(crate) headers: HeaderMap,
+    /// Streamed: the file read per request (the source's or a sidecar's, app/precompressed.rs).
+    pub(crate) disk: Option<precompressed::OnDisk>,
 }
 
 /// A servable file.
@@ -116,7 +132,8 @@ pub struct Asset {
     pub(crate) len: u64,
     pub(crate) modified_secs: u64,
     pub(crate) content: Content,
-    /// Identity first, then the variants worth sending (br, gzip).
+    /// Identity first, then the variants worth sending (br, gzip); no identity for a file
+    /// that exists only precompressed (app/precompressed.rs).
     pub(crate) reps: Vec<Representation>,
     pub(crate) encodings: Vec<Encoding>,
     pub(crate) content_type: HeaderValue,
@@ -131,7 +148,8 @@ pub struct Asset {
 }
 
 impl Asset {
-    /// Length of the identity representation in bytes.
+    /// Length of the identity representation in bytes (of the first precompressed form for
+    /// a file that exists only precompressed).
     #[must_use]
     pub fn len(&self) -> u64 {
         self.len
@@ -141,6 +159,12 @@ impl Asset {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether its name carries a content hash, so it is served `immutable` (app/hashed.rs).
+    #[must_use]
+    pub fn is_hashed(&self) -> bool {
+        self.hashed
     }
 
     /// Whether the bytes are streamed from disk rather than held in memory.
@@ -169,6 +193,18 @@ impl Asset {
         !self.changed_on_disk.swap(true, Ordering::Relaxed)
     }
 
+    /// Whether the asset has an identity form (not only a precompressed file).
+    #[must_use]
+    pub fn has_identity(&self) -> bool {
+        self.reps
+            .first()
+            .is_some_and(|r| r.encoding == Encoding::Identity)
+    }
+
+    pub(crate) fn rep(&self, encoding: Encoding) -> &Representation {
+        &self.reps[self.rep_index(encoding)]
+    }
+
     /// The index of the representation in `encoding` (identity, 0, when there is none).
     pub(crate) fn rep_index(&self, encoding: Encoding) -> usize {
         self.reps
@@ -194,6 +230,7 @@ pub struct AssetTable {
     bytes: u64,
     fingerprint: u64,
     findings: Vec<Finding>,
+    retired: Retired<Arc<Asset>>,
 }
 
 impl AssetTable {
@@ -212,6 +249,12 @@ impl AssetTable {
     #[must_use]
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// The previous deploys' hashed assets still servable (app/retired.rs).
+    #[must_use]
+    pub fn retired(&self) -> &Retired<Arc<Asset>> {
+        &self.retired
     }
 
     /// Number of files served.
@@ -317,6 +360,12 @@ impl AssetTable {
             .ok_or_else(|| BuildError::MissingIndex(tree.root().to_owned()))?;
         let not_found = assets.get("/404.html").map(|e| Arc::clone(&e.asset));
         let generation = previous.map_or(1, |p| p.generation + 1);
+        let retired = Retired::carry(
+            previous.map(|p| &p.retired),
+            superseded(previous, &assets),
+            |url| assets.contains_key(url),
+            options.keep_old_assets,
+        );
         Ok(Self {
             assets,
             rules,
@@ -328,6 +377,7 @@ impl AssetTable {
             bytes,
             fingerprint: tree.fingerprint(),
             findings,
+            retired,
         })
     }
 
@@ -344,6 +394,24 @@ impl AssetTable {
     pub(crate) fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
+}
+
+/// The previous table's hashed, in-memory assets that `next` no longer serves, with the
+/// bytes they hold: what app/retired.rs keeps servable for a while. Streamed ones are read
+/// from disk per request, so a deploy that deletes them leaves nothing to keep.
+fn superseded<'a>(
+    previous: Option<&'a AssetTable>,
+    next: &'a HashMap<Box<str>, Entry>,
+) -> impl Iterator<Item = (&'a str, Arc<Asset>, u64)> + 'a {
+    previous
+        .into_iter()
+        .flat_map(|p| &p.assets)
+        .map(|(url, e)| (url, &e.asset))
+        .filter(|(url, a)| a.hashed && !a.is_streamed() && !next.contains_key(*url))
+        .map(|(url, a)| {
+            let bytes = a.reps.iter().map(|r| r.bytes.len() as u64).sum();
+            (&**url, Arc::clone(a), bytes)
+        })
 }
 
 fn load_parallel<'a>(
@@ -401,37 +469,69 @@ fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildE
     let modified = UNIX_EPOCH + std::time::Duration::from_secs(modified_secs);
     let len = f.meta.len();
 
-    let (content, identity, hash) = if len > options.stream_threshold {
-        let hash = hash_file(&f.path)?;
-        (Content::File(f.path.clone()), Bytes::new(), hash)
-    } else {
-        let data = Bytes::from(fs::read(&f.path).map_err(io_err(&f.path))?);
-        let hash = sha256_hex(&data);
-        (Content::Memory, data, hash)
-    };
-    let len = if matches!(content, Content::Memory) {
-        identity.len() as u64
-    } else {
-        len
-    };
-
-    let mut variants: Vec<(Encoding, Bytes)> = Vec::new();
     let mut findings = Vec::new();
-    if matches!(content, Content::Memory) && compressible && len >= MIN_COMPRESS {
-        for (enc, sidecar) in [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)] {
-            if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity, &mut findings) {
-                variants.push((enc, bytes));
+    // Every form the asset is served in: identity first (none for an encoded-only file),
+    // then the codings worth sending.
+    let (content, hash, forms) = if f.encoded_only {
+        // ETags from the first sidecar's bytes (br if there is one).
+        let (streamed, forms) = precompressed::encoded_only_forms(f, options.stream_threshold)?;
+        match forms.first() {
+            Some((_, _, Some(disk))) if streamed => {
+                (Content::File(f.path.clone()), hash_file(&disk.path)?, forms)
+            }
+            Some((_, bytes, _)) => (Content::Memory, sha256_hex(bytes), forms),
+            // The walk makes an encoded-only entry only for a sidecar it found.
+            None => {
+                return Err(BuildError::Io {
+                    path: f.path.clone(),
+                    source: io::Error::other("no precompressed file"),
+                })
             }
         }
-    }
+    } else if len > options.stream_threshold {
+        let hash = hash_file(&f.path)?;
+        let disk = precompressed::OnDisk {
+            path: f.path.clone(),
+            len,
+            modified_secs,
+        };
+        let mut forms = vec![(Encoding::Identity, Bytes::new(), Some(disk))];
+        // A sidecar counts when it decodes to `len` bytes with the source's hash.
+        let is_source = |n: u64, digest: &[u8]| n == len && hex(digest) == hash;
+        forms.extend(precompressed::streamed_sidecars(
+            f,
+            len,
+            &is_source,
+            &mut findings,
+        ));
+        (Content::File(f.path.clone()), hash, forms)
+    } else {
+        let identity = Bytes::from(fs::read(&f.path).map_err(io_err(&f.path))?);
+        let hash = sha256_hex(&identity);
+        let mut forms = Vec::with_capacity(3);
+        if compressible && identity.len() as u64 >= MIN_COMPRESS {
+            for (enc, sidecar) in [(Encoding::Brotli, &f.br), (Encoding::Gzip, &f.gz)] {
+                if let Some(bytes) = variant(enc, sidecar.as_deref(), &identity, &mut findings) {
+                    forms.push((enc, bytes, None));
+                }
+            }
+        }
+        forms.insert(0, (Encoding::Identity, identity, None));
+        (Content::Memory, hash, forms)
+    };
+    let len = match (&content, forms.first()) {
+        (Content::Memory, Some((_, bytes, _))) => bytes.len() as u64,
+        (Content::File(_), Some((_, _, Some(disk)))) => disk.len,
+        _ => len,
+    };
+    let varies = compressible || forms.len() > 1 || f.encoded_only;
 
     let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
         .unwrap_or(HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
     let ct = HeaderValue::from_str(&content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let mut reps = Vec::with_capacity(1 + variants.len());
-    let all = std::iter::once((Encoding::Identity, identity)).chain(variants);
-    for (encoding, bytes) in all {
+    let mut reps = Vec::with_capacity(forms.len());
+    for (encoding, bytes, disk) in forms {
         let etag = match encoding {
             Encoding::Identity => format!("\"{hash}\""),
             Encoding::Brotli => format!("\"{hash}-br\""),
@@ -440,17 +540,16 @@ fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildE
         let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
         let mut headers = HeaderMap::with_capacity(12);
         headers.insert(header::CONTENT_TYPE, ct.clone());
-        let body_len = if encoding == Encoding::Identity {
-            len
-        } else {
-            bytes.len() as u64
+        let body_len = match &disk {
+            Some(disk) => disk.len,
+            None => bytes.len() as u64,
         };
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
         headers.insert(header::ETAG, etag.clone());
         headers.insert(header::LAST_MODIFIED, last_modified.clone());
         headers.insert(header::CACHE_CONTROL, cache_control.clone());
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        if compressible {
+        if varies {
             headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         }
         if encoding != Encoding::Identity {
@@ -467,9 +566,14 @@ fn load(f: &Found, options: &BuildOptions, hashed: bool) -> Result<Asset, BuildE
             bytes,
             etag,
             headers,
+            disk,
         });
     }
-    let encodings = reps.iter().skip(1).map(|r| r.encoding).collect();
+    let encodings = reps
+        .iter()
+        .map(|r| r.encoding)
+        .filter(|&e| e != Encoding::Identity)
+        .collect();
     Ok(Asset {
         len,
         modified_secs,

@@ -33,47 +33,85 @@ pub fn negotiate(accept_encoding: Option<&[u8]>, available: &[Encoding]) -> Enco
     let Some(header) = accept_encoding else {
         return Encoding::Identity;
     };
-    // q-values in thousandths; None = not mentioned.
-    let (mut br, mut gzip, mut identity, mut star) = (None, None, None, None);
-    for item in header.split(|&b| b == b',') {
-        let mut parts = item.split(|&b| b == b';');
-        let name = trim(parts.next().unwrap_or_default());
-        let mut q = Some(1000);
-        for param in parts {
-            let param = trim(param);
-            if param.len() >= 2 && param[..2].eq_ignore_ascii_case(b"q=") {
-                q = parse_q(trim(&param[2..]));
-            }
-        }
-        let Some(q) = q else { continue };
-        let slot = if name.eq_ignore_ascii_case(b"br") {
-            &mut br
-        } else if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip") {
-            &mut gzip
-        } else if name.eq_ignore_ascii_case(b"identity") {
-            &mut identity
-        } else if name == b"*" {
-            &mut star
-        } else {
-            continue;
-        };
-        // A coding listed twice keeps its highest q.
-        *slot = Some(slot.map_or(q, |old: u16| old.max(q)));
-    }
+    let q = QValues::parse(header);
     // Identity is always acceptable as the fallback, but only a q-value the client gave it
     // (directly or through `*`) lets it compete: `br;q=0.2, gzip;q=0.5` prefers gzip.
-    let mut best = (Encoding::Identity, identity.or(star).unwrap_or(0));
+    let mut best = (Encoding::Identity, q.identity.or(q.star).unwrap_or(0));
     for &enc in available {
-        let q = match enc {
-            Encoding::Brotli => br.or(star).unwrap_or(0),
-            Encoding::Gzip => gzip.or(star).unwrap_or(0),
-            Encoding::Identity => continue,
-        };
+        if enc == Encoding::Identity {
+            continue;
+        }
+        let q = q.of(enc);
         if q > 0 && (q > best.1 || (q == best.1 && enc < best.0)) {
             best = (enc, q);
         }
     }
     best.0
+}
+
+/// The q-value (in thousandths) that `accept_encoding` gives `enc`, directly or through
+/// `*`; 0 when it is not acceptable. Without the header nothing but identity is: a file that
+/// exists only compressed is not sent to a client that did not ask for the coding.
+#[must_use]
+pub fn accepted(accept_encoding: Option<&[u8]>, enc: Encoding) -> u16 {
+    accept_encoding.map_or(u16::from(enc == Encoding::Identity) * 1000, |h| {
+        QValues::parse(h).of(enc)
+    })
+}
+
+/// The q-values of one `Accept-Encoding` header, in thousandths; `None` = not mentioned.
+struct QValues {
+    br: Option<u16>,
+    gzip: Option<u16>,
+    identity: Option<u16>,
+    star: Option<u16>,
+}
+
+impl QValues {
+    fn parse(header: &[u8]) -> Self {
+        let mut out = Self {
+            br: None,
+            gzip: None,
+            identity: None,
+            star: None,
+        };
+        for item in header.split(|&b| b == b',') {
+            let mut parts = item.split(|&b| b == b';');
+            let name = trim(parts.next().unwrap_or_default());
+            let mut q = Some(1000);
+            for param in parts {
+                let param = trim(param);
+                if param.len() >= 2 && param[..2].eq_ignore_ascii_case(b"q=") {
+                    q = parse_q(trim(&param[2..]));
+                }
+            }
+            let Some(q) = q else { continue };
+            let slot = if name.eq_ignore_ascii_case(b"br") {
+                &mut out.br
+            } else if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip") {
+                &mut out.gzip
+            } else if name.eq_ignore_ascii_case(b"identity") {
+                &mut out.identity
+            } else if name == b"*" {
+                &mut out.star
+            } else {
+                continue;
+            };
+            // A coding listed twice keeps its highest q.
+            *slot = Some(slot.map_or(q, |old: u16| old.max(q)));
+        }
+        out
+    }
+
+    /// The q-value of a coding (identity included), 0 when not acceptable.
+    fn of(&self, enc: Encoding) -> u16 {
+        match enc {
+            Encoding::Brotli => self.br.or(self.star).unwrap_or(0),
+            Encoding::Gzip => self.gzip.or(self.star).unwrap_or(0),
+            // Identity is acceptable unless excluded (RFC 9110 §12.5.3).
+            Encoding::Identity => self.identity.or(self.star).unwrap_or(1000),
+        }
+    }
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -143,6 +181,16 @@ mod tests {
         assert_eq!(pick("br;q=2, gzip"), Gzip);
         assert_eq!(pick("br;q=0.1234, gzip;q=abc"), Identity);
         assert_eq!(pick("br;q=, gzip;q=1.001"), Identity);
+    }
+
+    #[test]
+    fn accepted_reads_a_codings_q_value_and_a_missing_header_accepts_only_identity() {
+        assert_eq!(accepted(Some(b"gzip, br;q=0.5"), Brotli), 500);
+        assert_eq!(accepted(Some(b"gzip"), Brotli), 0);
+        assert_eq!(accepted(Some(b"*;q=0.1"), Gzip), 100);
+        assert_eq!(accepted(Some(b"br;q=0"), Brotli), 0);
+        assert_eq!(accepted(None, Brotli), 0);
+        assert_eq!(accepted(None, Identity), 1000);
     }
 
     #[test]

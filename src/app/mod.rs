@@ -7,6 +7,12 @@
 //! coding, clone a precomputed header map, slice `Bytes`. Only assets streamed from disk
 //! take an async step (opening the file on the blocking pool).
 //!
+//! Files: assets.rs builds the table (tree.rs walks the root, hashed.rs tells hashed names,
+//! precompressed.rs handles `.br`/`.gz` of streamed and source-less files, retired.rs keeps
+//! previous deploys' hashed assets, deploy_check.rs holds back a half-copied deploy);
+//! redeploy.rs polls; path.rs, encoding.rs, range.rs, navigation.rs, headers.rs parse and
+//! decide per request; body.rs and budget.rs send.
+//!
 //! [`Site`] owns the table's life: it logs what a build found wrong with the tree
 //! ([`Finding`]) when that table is swapped in (at start-up and on each rebuild), so a
 //! tree's problems are logged once per change of the tree, all of them each time: the log
@@ -18,13 +24,16 @@ pub mod basic_auth;
 pub mod body;
 pub mod budget;
 pub mod cors;
+pub mod deploy_check;
 pub mod encoding;
 pub mod hashed;
 pub mod headers;
 pub mod navigation;
 pub mod path;
+pub(crate) mod precompressed;
 pub mod range;
 pub(crate) mod redeploy;
+pub mod retired;
 pub mod routes;
 pub mod tree;
 
@@ -75,6 +84,8 @@ pub struct Site {
     /// Held by a rebuild: a SIGHUP during the watcher's rebuild then finds nothing to do,
     /// rather than building (and reporting) the same tree twice.
     reloading: Mutex<()>,
+    /// Holds back a tree whose index.html references files not yet copied (app/deploy_check.rs).
+    gate: deploy_check::DeployGate,
 }
 
 impl Site {
@@ -93,6 +104,7 @@ impl Site {
             }
         };
         table.findings().iter().for_each(Finding::log);
+        deploy_check::warn_missing(&tree);
         let mut seed = [0u8; 12];
         // A random boundary per process; failure only makes it predictable, not wrong.
         let _ = aws_lc_rs::rand::fill(&mut seed);
@@ -102,6 +114,7 @@ impl Site {
             table: ArcSwap::from_pointee(table),
             boundary: boundary.into(),
             reloading: Mutex::new(()),
+            gate: deploy_check::DeployGate::default(),
         }))
     }
 
@@ -119,7 +132,9 @@ impl Site {
 
     /// Rebuilds the table if files changed on disk and swaps it in; requests in flight
     /// finish on the old one. Returns the new generation, or `None` if nothing changed. A
-    /// tree without index.html (a deploy half-copied) keeps the old table. The new table's
+    /// tree without index.html (a deploy half-copied) keeps the old table, and so does one
+    /// whose index.html references scripts or styles not yet in it, for a bounded wait
+    /// ([`BuildError::Incomplete`], app/deploy_check.rs). The new table's
     /// findings are logged at warn; nothing is logged when nothing changed or on an error.
     ///
     /// # Errors
@@ -135,6 +150,7 @@ impl Site {
         if tree.fingerprint() == current.fingerprint() {
             return Ok(None);
         }
+        self.gate.check(&tree)?;
         let next = AssetTable::from_tree(&tree, &self.options.build, Some(&current))?;
         next.findings().iter().for_each(Finding::log);
         let generation = next.generation();
@@ -325,8 +341,25 @@ impl AssetService {
             Ok(Target::Entry(entry, status)) => (entry.asset, entry.headers, status),
             Ok(Target::Asset(asset, status)) => (asset, None, status),
         };
+        // A file that exists only precompressed: sent in a coding the client accepts, or 406.
+        let pinned;
+        let req_headers = if asset.has_identity() {
+            ask.headers
+        } else if let Some(h) = precompressed::pin_coding(&asset.encodings, ask.headers) {
+            pinned = h;
+            &pinned
+        } else {
+            let mut r = text(
+                StatusCode::NOT_ACCEPTABLE,
+                precompressed::NOT_ACCEPTABLE,
+                security,
+            );
+            r.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+            return ready(finish(r, false, &ops));
+        };
         if asset.is_streamed() {
-            let (method, req_headers) = (method.clone(), ask.headers.clone());
+            let (method, req_headers) = (method.clone(), req_headers.clone());
             let this = self.clone();
             let ops: Vec<(Origin, HeaderOp)> = ops
                 .iter()
@@ -345,7 +378,7 @@ impl AssetService {
             headers.as_deref(),
             status,
             method,
-            ask.headers,
+            req_headers,
             &Source::Memory,
         );
         ready(finish(r, by_signals, &ops))
@@ -426,7 +459,9 @@ impl AssetService {
         method: &Method,
         req_headers: &HeaderMap,
     ) -> Response<Body> {
-        match open_checked(Arc::clone(&asset)).await {
+        let encoding =
+            precompressed::response_encoding(&asset.encodings, status, method, req_headers);
+        match open_checked(Arc::clone(&asset), encoding).await {
             Ok(file) => self.serve(
                 &asset,
                 headers.as_deref(),
@@ -472,6 +507,10 @@ impl AssetService {
     ) -> Resolved {
         if let Some(entry) = entry {
             return Resolved::found(Ok(Target::Entry(entry.clone(), StatusCode::OK)));
+        }
+        // A tab opened before a redeploy asks for its build's chunks (app/retired.rs).
+        if let Some(asset) = table.retired().get(decoded) {
+            return Resolved::found(Ok(Target::Asset(Arc::clone(asset), StatusCode::OK)));
         }
         if table.dirs.contains(decoded) {
             let mut location = format!("{}/", ask.uri.path());
@@ -524,14 +563,7 @@ impl AssetService {
             .get(header::RANGE)
             .filter(|_| status == StatusCode::OK && !head);
         // Ranges address the identity representation; compressed ones are for whole bodies.
-        let encoding = if range_header.is_some() {
-            Encoding::Identity
-        } else {
-            encoding::negotiate(
-                req.get(header::ACCEPT_ENCODING).map(HeaderValue::as_bytes),
-                &asset.encodings,
-            )
-        };
+        let encoding = precompressed::response_encoding(&asset.encodings, status, method, req);
         let index = asset.rep_index(encoding);
         let rep = &asset.reps[index];
         // The path's own header maps when its rules changed any, else the asset's.
@@ -642,7 +674,7 @@ fn asset_len(asset: &Asset, rep: &assets::Representation) -> u64 {
     if rep.encoding == Encoding::Identity {
         asset.len
     } else {
-        rep.bytes.len() as u64
+        rep.disk.as_ref().map_or(rep.bytes.len() as u64, |d| d.len)
     }
 }
 
@@ -674,19 +706,22 @@ impl Source {
     }
 }
 
-/// Opens a streamed file and checks it is still the one the table describes.
-async fn open_checked(asset: Arc<Asset>) -> std::io::Result<Arc<File>> {
+/// Opens the file of a streamed representation (the source or a sidecar, by `encoding`)
+/// and checks it is still the one the table describes.
+async fn open_checked(asset: Arc<Asset>, encoding: Encoding) -> std::io::Result<Arc<File>> {
     tokio::task::spawn_blocking(move || {
-        let path = asset
-            .disk_path()
+        let disk = asset
+            .rep(encoding)
+            .disk
+            .as_ref()
             .ok_or_else(|| std::io::Error::other("not a streamed asset"))?;
-        let file = File::open(path)?;
+        let file = File::open(&disk.path)?;
         let meta = file.metadata()?;
         let secs = meta
             .modified()?
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        if meta.len() != asset.len || secs != asset.modified_secs {
+        if meta.len() != disk.len || secs != disk.modified_secs {
             return Err(std::io::Error::other("size or mtime changed on disk"));
         }
         Ok(Arc::new(file))

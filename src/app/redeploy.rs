@@ -9,6 +9,8 @@
 //! [`Site::reload`] logs a new table's findings when it swaps it in. A failure (the root
 //! unreadable, a deploy without index.html) is logged once, until it changes or a rebuild
 //! goes through; the build is retried on every poll meanwhile (it may be a transient error).
+//! A deploy whose index.html references bundles not yet copied is held back the same way,
+//! logged at info, until they arrive or the bounded wait of app/deploy_check.rs ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +67,7 @@ impl Redeploy {
                     bytes = t.bytes(),
                     "redeploy picked up: asset table swapped"
                 );
+                t.retired().log_kept();
                 self.last_error = None;
             }
             Ok(Ok(None)) => {}
@@ -79,6 +82,7 @@ impl Redeploy {
         match tokio::task::spawn_blocking(move || site.reload()).await {
             Ok(Ok(Some(generation))) => {
                 tracing::info!(generation, "SIGHUP: asset table rebuilt");
+                self.site.table().retired().log_kept();
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
@@ -92,7 +96,12 @@ impl Redeploy {
     fn warn_once(&mut self, e: &super::BuildError) {
         let msg = e.to_string();
         if self.last_error.as_deref() != Some(&msg) {
-            tracing::warn!(error = %msg, "redeploy not picked up; still serving the previous files");
+            if let super::BuildError::Incomplete { missing } = e {
+                // Usually a deploy still copying; the wait is bounded (app/deploy_check.rs).
+                tracing::info!(missing = %missing.join(", "), "redeploy waiting: index.html references files not in the root yet; still serving the previous files");
+            } else {
+                tracing::warn!(error = %msg, "redeploy not picked up; still serving the previous files");
+            }
         }
         self.last_error = Some(msg);
     }

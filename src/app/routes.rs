@@ -23,7 +23,8 @@ use super::assets::{Asset, BuildError};
 use super::basic_auth::BasicAuth;
 use super::tree::{Finding, Tree};
 use crate::rules::{
-    headers_file, redirects_file, Credential, HeaderOp, HeaderRule, Origin, RedirectRule, RuleError, SiteRules,
+    headers_file, redirects_file, Credential, HeaderOp, HeaderRule, Origin, RedirectRule,
+    RuleError, SiteRules,
 };
 
 /// The URL of the site's header rules file (never served).

@@ -10,6 +10,9 @@
 //! rebuild), so a tree's problems are logged once per change of the tree. The findings are
 //! part of the fingerprint: an entry refused on every walk leaves it unchanged (no rebuild),
 //! while a newly refused entry is a change and is reported at once.
+//!
+//! A sidecar without its source (`app.wasm.br` alone) stays a file of its own and also
+//! gives an encoded-only entry at the source's URL (app/precompressed.rs).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
@@ -136,6 +139,10 @@ pub(crate) struct Found {
     pub(crate) gz: Option<PathBuf>,
     /// Hash of the metadata of the file and its sidecars: equal stamps, same bytes.
     pub(crate) stamp: u64,
+    /// No file of this name, only its sidecars (`app.wasm.br` without `app.wasm`): served
+    /// only in a coding the client accepts (see app/precompressed.rs). `path` and `meta`
+    /// are those of the first sidecar (br, else gz).
+    pub(crate) encoded_only: bool,
 }
 
 /// One walk of the root.
@@ -261,6 +268,9 @@ impl Tree {
     }
 }
 
+/// A file as the walk lists it: URL, path, metadata.
+type WalkedFile = (String, PathBuf, Metadata);
+
 /// Sorts the files by URL and folds `x.br` / `x.gz` next to `x` into x's entry: they are
 /// variants of x, not assets of their own.
 fn with_sidecars(mut files: Vec<(String, PathBuf, Metadata)>) -> Vec<Found> {
@@ -305,6 +315,45 @@ fn with_sidecars(mut files: Vec<(String, PathBuf, Metadata)>) -> Vec<Found> {
             br,
             gz,
             stamp: h.finish(),
+            encoded_only: false,
+        });
+    }
+    out.extend(encoded_only(&files, &urls));
+    out.sort_by(|a, b| a.url.cmp(&b.url));
+    out
+}
+
+/// The encoded-only entries of a walk (app/precompressed.rs): for each `X.br` / `X.gz`
+/// whose `X` is not a file (and is not an index.html), one entry at `X` with those sidecars. `files` are the walk's
+/// files sorted by URL, `urls` their URLs.
+fn encoded_only(files: &[WalkedFile], urls: &HashSet<&str>) -> Vec<Found> {
+    // Per source URL: its `.br` and its `.gz`.
+    let mut by_base: HashMap<&str, [Option<&WalkedFile>; 2]> = HashMap::new();
+    for f in files {
+        for (i, ext) in [".br", ".gz"].iter().enumerate() {
+            if let Some(base) = f.0.strip_suffix(ext) {
+                if !base.ends_with('/') && !base.ends_with("/index.html") && !urls.contains(base) {
+                    by_base.entry(base).or_default()[i] = Some(f);
+                }
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(by_base.len());
+    for (base, [br, gz]) in by_base {
+        let Some(first) = br.or(gz) else { continue };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        "encoded-only".hash(&mut h);
+        for side in [br, gz] {
+            side.map(|f| stamp_of(&f.2)).hash(&mut h);
+        }
+        out.push(Found {
+            url: base.to_owned(),
+            path: first.1.clone(),
+            meta: first.2.clone(),
+            br: br.map(|f| f.1.clone()),
+            gz: gz.map(|f| f.1.clone()),
+            stamp: h.finish(),
+            encoded_only: true,
         });
     }
     out

@@ -105,6 +105,7 @@ file_keys!(
     h2_max_streams,
     stream_threshold,
     watch_interval,
+    keep_old_assets,
 );
 
 /// Why the command line and config file could not be turned into a [`Cli`].

@@ -231,13 +231,13 @@ impl fmt::Display for Cidr {
     }
 }
 
-/// Parses a duration: `250ms`, `10s`, `5m`, `1h`, or plain seconds (`30`).
+/// Parses a duration: `250ms`, `10s`, `5m`, `1h`, `1d`, or plain seconds (`30`).
 ///
 /// # Errors
 /// Returns a message that shows the value and the accepted units.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = no_stray_quotes(value)?;
-    let bad = || format!("{value:?} is not a duration (e.g. 500ms, 10s, 5m, 1h)");
+    let bad = || format!("{value:?} is not a duration (e.g. 500ms, 10s, 5m, 1h, 1d)");
     let split = value
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());
@@ -248,6 +248,7 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
         "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400).ok_or_else(bad)?),
         _ => return Err(bad()),
     };
     Ok(d)
@@ -265,7 +266,10 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("10 s").is_err());
         assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5w").is_err());
     }
 
     #[test]
