@@ -523,6 +523,10 @@ impl AssetService {
                 StatusCode::PERMANENT_REDIRECT,
             )));
         }
+        // The rule files are read by the build, never served, not even as the fallback.
+        if decoded == routes::HEADERS_FILE || decoded == routes::REDIRECTS_FILE {
+            return Resolved::found(Err(StatusCode::NOT_FOUND));
+        }
         let spa = self.site.options.spa && !decoded.starts_with("/.well-known/");
         if spa {
             // A navigation gets the app whatever its last segment looks like (`/u/john.doe`,
