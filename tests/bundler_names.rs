@@ -76,6 +76,8 @@ fn service(root: &Path) -> AssetService {
         build: BuildOptions {
             stream_threshold: 8 << 20,
             security: SecurityHeaders::new(31_536_000),
+            rules: Default::default(),
+            keep_old_assets: std::time::Duration::ZERO,
         },
     };
     AssetService::new(Site::load(options).expect("the build root loads"))

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use http::{header, Method, StatusCode};
+use http::{Method, StatusCode};
 use support::binary::Rampart;
 use support::{TestServer, H1, H2};
 

@@ -27,9 +27,9 @@ use super::hashed::HashedNames;
 use super::headers::{self as policy, SecurityHeaders};
 use super::precompressed;
 use super::retired::Retired;
-use super::routes::{self, Entry, OperatorRules, Rules};
+use super::routes::{self, OperatorRules, Rules};
 use super::tree::{Finding, Found, Tree, Unreadable};
-use crate::rules::RuleError;
+use crate::rules::{HeaderOp, RuleError, SiteRules};
 
 /// Text assets smaller than this are not compressed: the saving would not pay the header.
 const MIN_COMPRESS: u64 = 256;
@@ -214,6 +214,61 @@ impl Asset {
     }
 }
 
+/// A path of the table: its asset, and what the rules decided for this path.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) asset: Arc<Asset>,
+    /// The asset's header maps (one per representation, in the asset's order) with this
+    /// path's header rules applied; `None` when no rule touches the path.
+    pub(crate) headers: Option<Arc<[HeaderMap]>>,
+    /// The rules must be asked on each request for this path: a forced or host-qualified
+    /// rule may take it, or Basic-Auth guards it.
+    pub(crate) ask_rules: bool,
+    /// A rule allows cross-origin requests here: an `OPTIONS` asks the rules for the
+    /// preflight's answer (a GET does not: the header is in the maps).
+    pub(crate) preflight: bool,
+}
+
+impl Entry {
+    /// The entry of `url`: the asset's header maps with the path's rules applied.
+    pub(crate) fn new(url: &str, asset: Arc<Asset>, rules: &SiteRules) -> Self {
+        if rules.is_empty() {
+            return Entry {
+                asset,
+                headers: None,
+                ask_rules: false,
+                preflight: false,
+            };
+        }
+        let ops = rules.header_ops(None, url);
+        let ask_rules = rules.may_force(url)
+            || rules.depends_on_host(url)
+            || ops
+                .iter()
+                .any(|(_, op)| matches!(op, HeaderOp::BasicAuth(_)));
+        let preflight = ops.iter().any(
+            |(_, op)| matches!(op, HeaderOp::Set(name, _) if *name == header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        );
+        let headers = (!ops.is_empty()).then(|| {
+            asset
+                .reps
+                .iter()
+                .map(|rep| {
+                    let mut map = rep.headers.clone();
+                    routes::apply(&mut map, &ops, true);
+                    map
+                })
+                .collect::<Arc<[HeaderMap]>>()
+        });
+        Entry {
+            asset,
+            headers,
+            ask_rules,
+            preflight,
+        }
+    }
+}
+
 /// An immutable snapshot of the served tree.
 #[derive(Debug)]
 pub struct AssetTable {
@@ -307,7 +362,8 @@ impl AssetTable {
         if !tree.files().iter().any(|f| f.url == "/index.html") {
             return Err(BuildError::MissingIndex(tree.root().to_owned()));
         }
-        let (rules, kept) = routes::load(tree, &options.rules, previous.map(|p| &p.rules))?;
+        let (rules, kept) = routes::load(tree, &options.rules, previous.map(|p| &p.rules))
+            .map_err(BuildError::Rules)?;
         let mut reuse: HashMap<&str, &Arc<Asset>> = HashMap::new();
         if let Some(prev) = previous {
             for (url, entry) in &prev.assets {
@@ -335,8 +391,7 @@ impl AssetTable {
         let (mut files, mut bytes) = (0, 0);
         let mut findings = tree.findings().to_vec();
         findings.extend(kept);
-        let entry =
-            |url: &str, asset: &Arc<Asset>| routes::entry(url, Arc::clone(asset), &rules.set);
+        let entry = |url: &str, asset: &Arc<Asset>| Entry::new(url, Arc::clone(asset), &rules.set);
         for f in tree.files().iter().filter(served) {
             let asset = match loaded.get(f.url.as_str()) {
                 Some(a) => Arc::clone(a),

@@ -226,7 +226,7 @@ impl Future for ResponseFuture {
 /// What a request resolved to.
 enum Target {
     /// A path of the table (its headers carry the path's rules).
-    Entry(routes::Entry, StatusCode),
+    Entry(assets::Entry, StatusCode),
     /// An asset served for another path (the SPA fallback, a 404 page, a rewrite's
     /// target): its own headers, with the rules of the requested path applied per request.
     Asset(Arc<Asset>, StatusCode),
@@ -501,7 +501,7 @@ impl AssetService {
     fn resolve(
         &self,
         table: &AssetTable,
-        entry: Option<&routes::Entry>,
+        entry: Option<&assets::Entry>,
         decoded: &str,
         ask: &Ask<'_>,
     ) -> Resolved {

@@ -1,16 +1,14 @@
 //! Site rules at table-build time: reading the root's `_headers` and `_redirects`, merging
 //! them with the operator's rules (`[[headers]]`/`[[redirects]]` of `rampart.toml`) into one
-//! [`SiteRules`], and folding them into the table so that a request for a file is still one
-//! lookup: each path a header rule touches gets its own header maps ([`Entry::headers`]),
-//! with the rules' operations applied to the asset's precomputed ones. A path that a rule
-//! must look at per request (a forced or host-qualified redirect, Basic-Auth) is marked
-//! ([`Entry::ask_rules`]), and so is one whose `OPTIONS` is a CORS preflight
-//! ([`Entry::preflight`]); every other request for a file never asks the rules again.
+//! [`SiteRules`], and the operations that fold them into the table (app/assets.rs gives
+//! each path a header rule touches its own header maps, with `apply`), so that a request
+//! for a file is still one lookup. A path that a rule must look at per request (a forced or
+//! host-qualified redirect, Basic-Auth) is marked in its table entry, and so is one whose
+//! `OPTIONS` is a CORS preflight; every other request for a file never asks the rules again.
 //!
 //! The rule files themselves are never served. A rule file that does not parse (or a set of
-//! rules with a redirect loop) refuses the first table ([`BuildError::Rules`]); on a
-//! rebuild the previous rules stay in force and the table carries a
-//! [`Finding::RulesKept`] that names each file and line.
+//! rules with a redirect loop) refuses the first table; on a rebuild the previous rules stay
+//! in force and the table carries a [`Finding::RulesKept`] that names each file and line.
 
 use std::collections::HashMap;
 use std::fs;
@@ -19,7 +17,6 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderMap};
 
-use super::assets::{Asset, BuildError};
 use super::basic_auth::BasicAuth;
 use super::tree::{Finding, Tree};
 use crate::rules::{
@@ -41,21 +38,6 @@ pub struct OperatorRules {
     pub headers: Vec<HeaderRule>,
     /// `[[redirects]]`, in file order.
     pub redirects: Vec<RedirectRule>,
-}
-
-/// A path of the table: its asset, and what the rules decided for this path.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub(crate) asset: Arc<Asset>,
-    /// The asset's header maps (one per representation, in the asset's order) with this
-    /// path's header rules applied; `None` when no rule touches the path.
-    pub(crate) headers: Option<Arc<[HeaderMap]>>,
-    /// The rules must be asked on each request for this path: a forced or host-qualified
-    /// rule may take it, or Basic-Auth guards it.
-    pub(crate) ask_rules: bool,
-    /// A rule allows cross-origin requests here: an `OPTIONS` asks the rules for the
-    /// preflight's answer (a GET does not: the header is in the maps).
-    pub(crate) preflight: bool,
 }
 
 /// The rules of one table, with the verifiers their Basic-Auth operations need (each kept
@@ -89,12 +71,13 @@ impl Rules {
 }
 
 /// Reads the root's rule files and merges them with the operator's. On a rule error: the
-/// first table is refused; a rebuild keeps `previous` rules with a finding.
+/// first table is refused (the errors are returned); a rebuild keeps `previous` rules with
+/// a finding.
 pub(crate) fn load(
     tree: &Tree,
     operator: &OperatorRules,
     previous: Option<&Arc<Rules>>,
-) -> Result<(Arc<Rules>, Option<Finding>), BuildError> {
+) -> Result<(Arc<Rules>, Option<Finding>), Vec<RuleError>> {
     match read(tree, operator) {
         Ok(set) => {
             let auth = verifiers(&set, previous.map(|p| &**p));
@@ -102,7 +85,7 @@ pub(crate) fn load(
         }
         Err(errors) => match previous {
             Some(rules) => Ok((Arc::clone(rules), Some(Finding::RulesKept { errors }))),
-            None => Err(BuildError::Rules(errors)),
+            None => Err(errors),
         },
     }
 }
@@ -202,44 +185,6 @@ fn verifiers(
         }
     }
     out
-}
-
-/// The table's entry for `url`: the asset's header maps with the path's rules applied.
-pub(crate) fn entry(url: &str, asset: Arc<Asset>, rules: &SiteRules) -> Entry {
-    if rules.is_empty() {
-        return Entry {
-            asset,
-            headers: None,
-            ask_rules: false,
-            preflight: false,
-        };
-    }
-    let ops = rules.header_ops(None, url);
-    let ask_rules = rules.may_force(url)
-        || rules.depends_on_host(url)
-        || ops
-            .iter()
-            .any(|(_, op)| matches!(op, HeaderOp::BasicAuth(_)));
-    let preflight = ops.iter().any(
-        |(_, op)| matches!(op, HeaderOp::Set(name, _) if *name == header::ACCESS_CONTROL_ALLOW_ORIGIN),
-    );
-    let headers = (!ops.is_empty()).then(|| {
-        asset
-            .reps
-            .iter()
-            .map(|rep| {
-                let mut map = rep.headers.clone();
-                apply(&mut map, &ops, true);
-                map
-            })
-            .collect::<Arc<[HeaderMap]>>()
-    });
-    Entry {
-        asset,
-        headers,
-        ask_rules,
-        preflight,
-    }
 }
 
 /// Applies header operations to a response's headers, in order. `success`: whether the

@@ -475,8 +475,8 @@ mod tests {
         let Some(crate::cli::Command::Check(a)) = cli.command else {
             panic!("check expected")
         };
-        assert!(a.spa);
-        assert_eq!(a.max_connections, 20000);
+        assert!(a.serve.spa);
+        assert_eq!(a.serve.max_connections, 20000);
     }
 
     #[test]
