@@ -29,7 +29,11 @@
 //!           Transfer-Encoding (400 + close, or RST_STREAM); HTTP/2 bodies read to their end
 //!         └ AssetService (app/): one tower Service over the in-memory AssetTable; each
 //!           response counted (metrics) and access-logged when its body ends; file chunks
-//!           read against the connection's send budget (app/budget.rs)
+//!           read against the connection's send budget (app/budget.rs). Site rules
+//!           (rules/: _headers, _redirects, [[headers]], [[redirects]]) are folded into the
+//!           table's per-path header maps at build (app/routes.rs); only paths a rule marks
+//!           ask them per request: redirects and rewrites, CORS preflights (app/cors.rs),
+//!           Basic-Auth (app/basic_auth.rs, bcrypt on the blocking pool)
 //!       IO (server/io/: replay, ticket hold, HTTP/2 cork and flush gate, activity)
 //!       close path (server/io/close.rs, run when ConnIo drops): close_notify, then lingering close - on every exit
 //! reload (server/reload.rs)         the one SIGHUP stream and the file pollers: certificate
@@ -49,10 +53,11 @@
 //! ```text
 //! flags > RAMPART_* > --config file (config/file.rs: TOML, keys = flag names) > defaults
 //!   │ the file's own sections [[headers]], [[redirects]] (config/sections.rs: a registry
-//!   │ of sections and typed fields) ─> FileSections, read and checked, not yet applied
+//!   │ of sections and typed fields) ─> FileSections of rules:: types, applied by the app
+//!   │ with the root's _headers/_redirects
 //!   └ cli.rs (clap structs, feature "cli"; value types and parsers in config/types.rs)
 //!       ─> Config (config.rs, validated once; each fault a problem::Problem)
-//!       └ check.rs: settings, root, certificate chain/key/validity/names (the findings of
+//!       └ check.rs: settings, root, site rules (check/route.rs; also --route PATH), certificate chain/key/validity/names (the findings of
 //!         tls/inspect.rs, which start-up and reload load through too), ticket key file,
 //!         listeners (probed with server/listen.rs's socket) ─> Report of problem::Item
 //!         (`rampart check` prints it; Server::bind refuses on errors, as Error::Checks;

@@ -571,3 +571,85 @@ fn check_route_prints_the_answer_and_the_rule_behind_each_header() {
     assert!(out.contains("301 Moved Permanently"), "{out}");
     assert!(out.contains("location: https://example.com/x"), "{out}");
 }
+
+/// The examples: `_headers` + `_redirects` at the root, and their `rampart.toml`
+/// equivalent, give the same answers (status, `Location`, every header but `Date`).
+#[tokio::test]
+async fn the_example_rule_files_and_their_toml_equivalent_answer_alike() {
+    use tower::ServiceExt as _;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site-rules");
+    let dir = tempfile::tempdir().unwrap();
+    let with_files = dir.path().join("files");
+    let plain = dir.path().join("plain");
+    for root in [&with_files, &plain] {
+        support::copy_tree(&support::www(), root);
+        std::fs::write(root.join("sw.js"), "// sw\n").unwrap();
+        std::fs::create_dir_all(root.join("admin")).unwrap();
+        std::fs::write(root.join("admin/index.html"), "<p>admin</p>\n").unwrap();
+        std::fs::write(root.join("404.html"), "<p>gone</p>\n").unwrap();
+    }
+    for f in ["_headers", "_redirects"] {
+        std::fs::copy(examples.join(f), with_files.join(f)).unwrap();
+    }
+    let service = |args: Vec<String>| {
+        let cli = rampart::config::parse_args(args).unwrap();
+        let config = rampart::Config::from_cli(&cli.serve).unwrap();
+        rampart::AssetService::new(rampart::Site::load(config.site_options()).unwrap())
+    };
+    let files = service(vec![
+        "rampart".into(),
+        "--root".into(),
+        with_files.display().to_string(),
+    ]);
+    let toml = service(vec![
+        "rampart".into(),
+        "--config".into(),
+        examples.join("rampart.toml").display().to_string(),
+        "--root".into(),
+        plain.display().to_string(),
+    ]);
+    let mut compared = 0;
+    for (host, path) in [
+        ("example.com", "/"),
+        ("example.com", "/index.html"),
+        ("example.com", "/sw.js"),
+        ("example.com", "/embed/widget"),
+        ("example.com", "/studio/"),
+        ("example.com", "/assets/inter.6fb50190.woff2"),
+        ("example.com", "/assets/app.3dd227a0.js"),
+        ("example.com", "/data/prices.json"),
+        ("example.com", "/home"),
+        ("example.com", "/blog/2024/post"),
+        ("example.com", "/u/bob/profile"),
+        ("example.com", "/shop?id=3"),
+        ("example.com", "/shop"),
+        ("example.com", "/admin/users"),
+        ("example.com", "/promo/winter"),
+        ("www.example.com", "/robots.txt"),
+        ("www.example.com", "/a/b?c=d"),
+    ] {
+        let answer = |svc: rampart::AssetService| async move {
+            let req = http::Request::get(path)
+                .header("host", host)
+                .header("sec-fetch-mode", "navigate")
+                .header("accept-encoding", "br")
+                .body(())
+                .unwrap();
+            let mut r = svc.oneshot(req).await.unwrap();
+            r.headers_mut().remove("date");
+            (r.status(), r.headers().clone())
+        };
+        let a = answer(files.clone()).await;
+        let b = answer(toml.clone()).await;
+        assert_eq!(a, b, "{host}{path}");
+        compared += 1;
+    }
+    assert_eq!(compared, 17);
+    // And the rules did something: a redirect, a removal, an override.
+    let req = http::Request::get("/home").body(()).unwrap();
+    let r = files.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
+    let req = http::Request::get("/embed/x").body(()).unwrap();
+    let r = files.oneshot(req).await.unwrap();
+    assert!(r.headers().get("x-frame-options").is_none());
+}

@@ -221,9 +221,12 @@ pub(crate) struct Entry {
     /// The asset's header maps (one per representation, in the asset's order) with this
     /// path's header rules applied; `None` when no rule touches the path.
     pub(crate) headers: Option<Arc<[HeaderMap]>>,
-    /// The rules must be asked on each request for this path: a forced or host-qualified
-    /// rule may take it, or Basic-Auth guards it.
+    /// The rules must be asked on each request for this path: a forced rule may take it
+    /// whatever the host, or Basic-Auth guards it.
     pub(crate) ask_rules: bool,
+    /// A host-qualified rule may apply: the rules are asked when the request's host is one
+    /// such a rule names (a canonical-host rule costs requests for other hosts nothing).
+    pub(crate) ask_host: bool,
     /// A rule allows cross-origin requests here: an `OPTIONS` asks the rules for the
     /// preflight's answer (a GET does not: the header is in the maps).
     pub(crate) preflight: bool,
@@ -237,12 +240,13 @@ impl Entry {
                 asset,
                 headers: None,
                 ask_rules: false,
+                ask_host: false,
                 preflight: false,
             };
         }
         let ops = rules.header_ops(None, url);
-        let ask_rules = rules.may_force(url)
-            || rules.depends_on_host(url)
+        let ask_host = rules.depends_on_host(url);
+        let ask_rules = rules.may_force_any_host(url)
             || ops
                 .iter()
                 .any(|(_, op)| matches!(op, HeaderOp::BasicAuth(_)));
@@ -264,6 +268,7 @@ impl Entry {
             asset,
             headers,
             ask_rules,
+            ask_host,
             preflight,
         }
     }

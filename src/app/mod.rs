@@ -302,8 +302,13 @@ impl AssetService {
         let entry = table.entry(&decoded);
         // The rules are asked only for a path the table marked, or one it does not have.
         let rules = &table.rules.set;
-        let ask_rules =
-            !rules.is_empty() && entry.is_none_or(|e| e.ask_rules || (options && e.preflight));
+        let ask_rules = !rules.is_empty()
+            && entry.is_none_or(|e| {
+                e.ask_rules
+                    || (options && e.preflight)
+                    || (e.ask_host
+                        && request_host(ask.uri, ask.headers).is_some_and(|h| rules.names_host(h)))
+            });
         let host = ask_rules
             .then(|| request_host(ask.uri, ask.headers))
             .flatten();

@@ -139,6 +139,26 @@ impl SiteRules {
             .any(|r| (r.force || r.from.has_host()) && r.from.matches_path(path).is_some())
     }
 
+    /// Whether a forced redirect rule that names no host could take `path`: such a file
+    /// must ask [`Self::route`] on every request, whatever its host.
+    #[must_use]
+    pub fn may_force_any_host(&self, path: &str) -> bool {
+        self.redirects
+            .iter()
+            .any(|r| r.force && !r.from.has_host() && r.from.matches_path(path).is_some())
+    }
+
+    /// Whether any host-qualified rule (header or redirect) names `host`: a request for
+    /// another host is answered as if those rules did not exist.
+    #[must_use]
+    pub fn names_host(&self, host: &str) -> bool {
+        let headers = self.headers.iter().map(|r| &r.pattern);
+        let redirects = self.redirects.iter().map(|r| &r.from);
+        headers
+            .chain(redirects)
+            .any(|p| p.has_host() && p.matches_host(host))
+    }
+
     /// The first redirect rule that takes the request, if any. `file_exists`: whether the
     /// table has a file at `path` (then only forced rules apply). `query` is the raw query
     /// string.
@@ -466,6 +486,12 @@ mod tests {
         assert!(!rules.may_force("/spa/a"));
         assert!(rules.depends_on_host("/docs/a"));
         assert!(!rules.depends_on_host("/old"));
+        // Without the host-qualified rule: only /old must be asked whatever the host.
+        assert!(rules.may_force_any_host("/old"));
+        assert!(!rules.may_force_any_host("/docs/a"));
+        assert!(rules.names_host("www.example.com"));
+        assert!(rules.names_host("WWW.Example.com"));
+        assert!(!rules.names_host("example.com"));
     }
 
     #[test]
