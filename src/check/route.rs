@@ -77,7 +77,12 @@ pub fn explain(options: &SiteOptions, route: &str) -> Result<String, String> {
             continue;
         }
         for value in response.headers().get_all(name) {
-            let from = origin_of(name).unwrap_or_else(|| "default".to_owned());
+            let from = origin_of(name)
+                .or_else(|| match &routed {
+                    Some(r) if *name == http::header::LOCATION => Some(r.rule.origin.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "default".to_owned());
             let _ = writeln!(
                 out,
                 "  {name}: {}    <- {from}",
