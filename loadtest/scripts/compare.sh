@@ -52,8 +52,9 @@
 #   -s LIST (COMPARE_SCENARIOS, all)   --servers LIST (COMPARE_SERVERS, nginx,sws,rampart)
 #   COMPARE_IDLE_CONNS (5000), COMPARE_IDLE_HOLD (4 s after all are open)
 #   COMPARE_SITE_RULES=FILE (unset): copied into the served tree as `_headers` (rampart applies
-#   it: loadtest/compare/site-rules/_headers has 20 rules, one of them for every path; nginx
-#   and SWS ignore the file), to measure the request path with site rules in force
+#   it: loadtest/compare/site-rules/_headers has 20 rules, one of them for every path), to
+#   measure the request path with site rules in force; its `/*` block's headers are given to
+#   nginx (add_header) and SWS ([[advanced.headers]]) too, so all three send them
 #   COMPARE_NICE (unset; e.g. -10: servers and clients get priority over other work on a busy
 #   machine; only against work in the same cgroup, so it may not help on a shared VM)
 #   COMPARE_SERVER_CORE (0), COMPARE_CLIENT_CORE (1), COMPARE_PORT_BASE (19441: nginx,
@@ -205,8 +206,14 @@ while IFS= read -r -d '' f; do
 done < <(find "$WWW" -type f \( -name '*.html' -o -name '*.js' -o -name '*.mjs' -o -name '*.css' \
   -o -name '*.json' -o -name '*.webmanifest' -o -name '*.svg' -o -name '*.txt' -o -name '*.xml' \
   -o -name '*.wasm' -o -name '*.ico' \) -print0)
+# The site-wide headers of the rules file (its `/*` block), as `Name|value` lines: nginx and
+# SWS send them too, so that all three servers answer with the same header block.
+SITE_HEADERS=""
 if [ -n "${COMPARE_SITE_RULES:-}" ]; then
   cp "$COMPARE_SITE_RULES" "$WWW/_headers"
+  SITE_HEADERS=$(awk '/^\/\*[[:space:]]*$/ { on = 1; next } /^[^[:space:]#]/ { on = 0 }
+    on && /^[[:space:]]+[A-Za-z-]+:/ { sub(/^[[:space:]]+/, ""); i = index($0, ":");
+      v = substr($0, i + 1); sub(/^[[:space:]]+/, "", v); print substr($0, 1, i - 1) "|" v }' "$COMPARE_SITE_RULES")
 fi
 SMALL=/favicon.ico
 VENDOR=""
@@ -249,7 +256,20 @@ nginx_conf() { # WORKERS -> $WORK/nginx-WORKERS/nginx.conf
   sed -e "s|@PREFIX@|$dir|g" -e "s|@WORKERS@|$w|g" -e "s|@PORT@|$(port_of nginx)|g" \
       -e "s|@ROOT@|$WWW|g" -e "s|@CERT@|$CERT|g" -e "s|@KEY@|$KEY|g" \
       -e "s|@LISTEN_HTTP2@|$h2l|g" -e "s|@HTTP2_ON@|$h2on|g" -e "s|@LOAD_MODULES@|$mods|g" \
-      -e "s|@BROTLI@|$br|g" "$ROOT_DIR/loadtest/compare/nginx.conf.in" >"$dir/nginx.conf"
+      -e "s|@BROTLI@|$br|g" "$ROOT_DIR/loadtest/compare/nginx.conf.in" >"$dir/nginx.conf.base"
+  # The rules' site-wide headers (none without COMPARE_SITE_RULES); a rule's HSTS replaces
+  # the default's line.
+  local extra=$dir/site-headers.conf
+  : >"$extra"
+  while IFS='|' read -r name value; do
+    [ -n "$name" ] || continue
+    printf '            add_header %s "%s" always;\n' "$name" "${value//\"/\\\"}" >>"$extra"
+  done <<<"$SITE_HEADERS"
+  if grep -qi '^ *add_header strict-transport-security' "$extra"; then
+    sed -i '/add_header Strict-Transport-Security "max-age=31536000" always;/d' "$dir/nginx.conf.base"
+  fi
+  awk -v extra="$extra" '/@SITE_HEADERS@/ { while ((getline l < extra) > 0) print l; close(extra); next } { print }' \
+    "$dir/nginx.conf.base" >"$dir/nginx.conf"
   "$NGINX_BIN" -t -q -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" \
     || { cat "$dir/error.log" >&2; echo "nginx -t failed for $dir/nginx.conf" >&2; return 1; }
 }
@@ -259,6 +279,17 @@ if [[ " ${SRV_LIST[*]} " == *" nginx "* ]]; then
 fi
 if [[ " ${SRV_LIST[*]} " == *" sws "* ]]; then
   sed -e "s|@ROOT@|$WWW|g" "$ROOT_DIR/loadtest/compare/sws.toml.in" >"$WORK/sws.toml"
+  if [ -n "$SITE_HEADERS" ]; then
+    { printf '\n# The site-wide headers of COMPARE_SITE_RULES (compare.sh).\n[[advanced.headers]]\nsource = "**"\nheaders = { '
+      sep=""
+      while IFS='|' read -r name value; do
+        [ -n "$name" ] || continue
+        printf '%s%s = "%s"' "$sep" "$name" "${value//\"/\\\"}"
+        sep=", "
+      done <<<"$SITE_HEADERS"
+      printf ' }\n'
+    } >>"$WORK/sws.toml"
+  fi
   cp "$WORK/sws.toml" "$LOGDIR/sws.toml"
 fi
 
