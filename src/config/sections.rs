@@ -456,26 +456,15 @@ fn redirect_rule(
     let mut query = Vec::new();
     if let Some((_, FieldValue::StringTable(table))) = entry.get("query") {
         for (name, value, at) in table {
-            let value = match value.strip_prefix(':') {
-                None => QueryValue::Exact(value.clone()),
-                Some(capture)
-                    if !capture.is_empty()
-                        && capture
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-                {
-                    QueryValue::Capture(capture.to_owned())
-                }
-                Some(_) => {
-                    problems.push(FileProblem::at(
-                        *at,
-                        format!("{}.{name}", entry.key("query")),
-                        format!(
-                            "{value:?}: a captured value is `:placeholder` (letters, digits and _)"
-                        ),
-                    ));
-                    continue;
-                }
+            let Ok(value) = QueryValue::parse(value, str::to_owned) else {
+                problems.push(FileProblem::at(
+                    *at,
+                    format!("{}.{name}", entry.key("query")),
+                    format!(
+                        "{value:?}: a captured value is `:placeholder` (letters, digits and _)"
+                    ),
+                ));
+                continue;
             };
             query.push(QueryCondition {
                 name: name.clone(),

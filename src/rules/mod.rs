@@ -141,6 +141,28 @@ pub enum QueryValue {
     Capture(String),
 }
 
+impl QueryValue {
+    /// Reads a condition's value as both formats write it: `:name` captures (letters,
+    /// digits and `_`), anything else must be equal (`decode` turns the written text into
+    /// the value compared: `_redirects` percent-decodes, TOML takes it as written).
+    ///
+    /// # Errors
+    /// A `:` not followed by a placeholder name.
+    #[allow(clippy::result_unit_err)]
+    pub fn parse(text: &str, decode: impl FnOnce(&str) -> String) -> Result<Self, ()> {
+        match text.strip_prefix(':') {
+            None => Ok(Self::Exact(decode(text))),
+            Some(name)
+                if !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                Ok(Self::Capture(name.to_owned()))
+            }
+            Some(_) => Err(()),
+        }
+    }
+}
+
 /// A redirect or rewrite rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectRule {

@@ -105,22 +105,9 @@ fn condition(field: &str) -> Result<QueryCondition, String> {
             "{field:?}: a query condition needs a parameter name, `name=value`"
         ));
     }
-    let value = match value.strip_prefix(':') {
-        Some(capture)
-            if !capture.is_empty()
-                && capture
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-        {
-            QueryValue::Capture(capture.to_owned())
-        }
-        Some(_) => {
-            return Err(format!(
-                "{field:?}: a captured value is `name=:placeholder` (letters, digits and _)"
-            ))
-        }
-        None => QueryValue::Exact(super::percent::decode(value, true)),
-    };
+    let value = QueryValue::parse(value, |v| super::percent::decode(v, true)).map_err(|()| {
+        format!("{field:?}: a captured value is `name=:placeholder` (letters, digits and _)")
+    })?;
     Ok(QueryCondition {
         name: name.to_owned(),
         value,
