@@ -223,26 +223,27 @@ impl Future for ResponseFuture {
     }
 }
 
-/// What a request resolved to.
-enum Target {
+/// What a request resolved to, borrowed from the table in service (no reference count is
+/// touched unless the answer must outlive the call: a streamed file).
+enum Target<'a> {
     /// A path of the table (its headers carry the path's rules).
-    Entry(assets::Entry, StatusCode),
+    Entry(&'a assets::Entry, StatusCode),
     /// An asset served for another path (the SPA fallback, a 404 page, a rewrite's
     /// target): its own headers, with the rules of the requested path applied per request.
-    Asset(Arc<Asset>, StatusCode),
+    Asset(&'a Arc<Asset>, StatusCode),
     /// A redirect to add a directory's slash, or a redirect rule's.
     Redirect(String, StatusCode),
 }
 
 /// A resolution, and whether it depended on the request's navigation signals (the SPA
 /// fallback or the 404 of a missing path: its response carries `navigation::VARY`).
-struct Resolved {
-    target: Result<Target, StatusCode>,
+struct Resolved<'a> {
+    target: Result<Target<'a>, StatusCode>,
     by_signals: bool,
 }
 
-impl Resolved {
-    fn found(target: Result<Target, StatusCode>) -> Self {
+impl<'a> Resolved<'a> {
+    fn found(target: Result<Target<'a>, StatusCode>) -> Self {
         Self {
             target,
             by_signals: false,
@@ -302,16 +303,20 @@ impl AssetService {
         let entry = table.entry(&decoded);
         // The rules are asked only for a path the table marked, or one it does not have.
         let rules = &table.rules.set;
+        // The host is read only when a rule may depend on it, and at most once.
+        let mut host = None;
         let ask_rules = !rules.is_empty()
             && entry.is_none_or(|e| {
                 e.ask_rules
                     || (options && e.preflight)
-                    || (e.ask_host
-                        && request_host(ask.uri, ask.headers).is_some_and(|h| rules.names_host(h)))
+                    || (e.ask_host && {
+                        host = request_host(ask.uri, ask.headers);
+                        host.is_some_and(|h| rules.names_host(h))
+                    })
             });
-        let host = ask_rules
-            .then(|| request_host(ask.uri, ask.headers))
-            .flatten();
+        if ask_rules && host.is_none() {
+            host = request_host(ask.uri, ask.headers);
+        }
         if ask_rules && !authorized {
             if let Some(auth) = table.rules.auth_for(host, &decoded) {
                 return self.after_auth(Arc::clone(auth), ask);
@@ -343,7 +348,7 @@ impl AssetService {
                 let r = redirect(status, &location, security);
                 return ready(finish(r, by_signals, &ops));
             }
-            Ok(Target::Entry(entry, status)) => (entry.asset, entry.headers, status),
+            Ok(Target::Entry(entry, status)) => (&entry.asset, entry.headers.as_ref(), status),
             Ok(Target::Asset(asset, status)) => (asset, None, status),
         };
         // A file that exists only precompressed: sent in a coding the client accepts, or 406.
@@ -364,6 +369,7 @@ impl AssetService {
             return ready(finish(r, false, &ops));
         };
         if asset.is_streamed() {
+            let (asset, headers) = (Arc::clone(asset), headers.cloned());
             let (method, req_headers) = (method.clone(), req_headers.clone());
             let this = self.clone();
             let ops: Vec<(Origin, HeaderOp)> = ops
@@ -379,8 +385,8 @@ impl AssetService {
             }));
         }
         let r = self.serve(
-            &asset,
-            headers.as_deref(),
+            asset,
+            headers.map(|h| &h[..]),
             status,
             method,
             req_headers,
@@ -443,12 +449,16 @@ impl AssetService {
 
     /// What a redirect rule's answer is: a redirect, or the target's content served at the
     /// requested path (200) or with the rule's status (404, 410).
-    fn routed(&self, table: &AssetTable, routed: &Routed<'_>) -> Result<Target, StatusCode> {
+    fn routed<'a>(
+        &self,
+        table: &'a AssetTable,
+        routed: &Routed<'_>,
+    ) -> Result<Target<'a>, StatusCode> {
         if routed.status.is_redirection() {
             return Ok(Target::Redirect(routed.target.clone(), routed.status));
         }
         match table.get(&routed.target) {
-            Some(asset) => Ok(Target::Asset(Arc::clone(asset), routed.status)),
+            Some(asset) => Ok(Target::Asset(asset, routed.status)),
             None if routed.status == StatusCode::OK => Err(StatusCode::NOT_FOUND),
             None => Err(routed.status),
         }
@@ -503,19 +513,19 @@ impl AssetService {
     /// Maps a path no rule took to an answer: the table's entry, redirect to add the slash
     /// of a directory, SPA fallback to index.html for a navigation (see
     /// app/navigation.rs), the site's 404.html, or a status.
-    fn resolve(
+    fn resolve<'a>(
         &self,
-        table: &AssetTable,
-        entry: Option<&assets::Entry>,
+        table: &'a AssetTable,
+        entry: Option<&'a assets::Entry>,
         decoded: &str,
         ask: &Ask<'_>,
-    ) -> Resolved {
+    ) -> Resolved<'a> {
         if let Some(entry) = entry {
-            return Resolved::found(Ok(Target::Entry(entry.clone(), StatusCode::OK)));
+            return Resolved::found(Ok(Target::Entry(entry, StatusCode::OK)));
         }
         // A tab opened before a redeploy asks for its build's chunks (app/retired.rs).
         if let Some(asset) = table.retired().get(decoded) {
-            return Resolved::found(Ok(Target::Asset(Arc::clone(asset), StatusCode::OK)));
+            return Resolved::found(Ok(Target::Asset(asset, StatusCode::OK)));
         }
         if table.dirs.contains(decoded) {
             let mut location = format!("{}/", ask.uri.path());
@@ -543,14 +553,14 @@ impl AssetService {
             };
             if page {
                 return Resolved {
-                    target: Ok(Target::Asset(Arc::clone(&table.index), StatusCode::OK)),
+                    target: Ok(Target::Asset(&table.index, StatusCode::OK)),
                     by_signals: true,
                 };
             }
         }
         Resolved {
             target: match &table.not_found {
-                Some(page) => Ok(Target::Asset(Arc::clone(page), StatusCode::NOT_FOUND)),
+                Some(page) => Ok(Target::Asset(page, StatusCode::NOT_FOUND)),
                 None => Err(StatusCode::NOT_FOUND),
             },
             by_signals: spa,
