@@ -121,6 +121,30 @@ pub struct ServeArgs {
           value_parser = parse_addr)]
     pub listen: Vec<SocketAddr>,
 
+    /// Serve HTTP/3 (QUIC) on the UDP port of every --listen address (or on --http3-listen),
+    /// advertised to HTTP/1.1 and HTTP/2 clients with Alt-Svc.
+    #[arg(
+        long,
+        env = "RAMPART_HTTP3",
+        overrides_with = "no_http3",
+        default_value_t = true
+    )]
+    pub http3: bool,
+
+    /// Do not serve HTTP/3: no UDP socket, no Alt-Svc header.
+    #[arg(long = "no-http3", overrides_with = "http3")]
+    pub no_http3: bool,
+
+    /// UDP address to serve HTTP/3 on instead of the --listen addresses' ports; repeat for
+    /// several. Alt-Svc then advertises the first one's port.
+    #[arg(long, env = "RAMPART_HTTP3_LISTEN", value_delimiter = ',', value_parser = parse_addr)]
+    pub http3_listen: Vec<SocketAddr>,
+
+    /// Accept TLS 1.3 early data (0-RTT) on HTTP/3 resumptions, for GET and HEAD only (other
+    /// methods wait for the handshake to finish). Off by default: early data can be replayed.
+    #[arg(long = "http3-0rtt", env = "RAMPART_HTTP3_0RTT")]
+    pub http3_0rtt: bool,
+
     /// Certificate chain (PEM, leaf first). Without --cert/--key a development CA and
     /// certificate are created under --dev-cert-dir.
     // The pairing with --key is checked by Config (not clap's `requires`, which a value from

@@ -50,6 +50,9 @@ pub enum CertSource {
     Acme(AcmeSettings),
 }
 
+/// [`Config::http3_retry_above`]'s default.
+pub const DEFAULT_HTTP3_RETRY_ABOVE: usize = 128;
+
 /// Validated server configuration. [`Config::new`] gives the defaults of `rampart serve`.
 #[derive(Debug, Clone)]
 #[allow(clippy::struct_excessive_bools)]
@@ -66,6 +69,16 @@ pub struct Config {
     pub server_names: Vec<String>,
     /// SO_REUSEPORT on the listeners (zero-downtime restarts).
     pub reuse_port: bool,
+    /// HTTP/3 over QUIC: on the UDP ports of `listen`, or on `http3_listen` when it has any.
+    pub http3: bool,
+    /// UDP addresses for HTTP/3 instead of the `listen` ports.
+    pub http3_listen: Vec<SocketAddr>,
+    /// TLS 1.3 early data (0-RTT) on HTTP/3, for GET and HEAD only.
+    pub http3_0rtt: bool,
+    /// QUIC handshakes in progress above which a new client must first prove its address
+    /// with a stateless Retry (a handshake flood then costs one packet per spoofed
+    /// Initial); 0 retries every client. No flag: the default suits every load measured.
+    pub http3_retry_above: usize,
     /// Cleartext listener for /metrics, /healthz, /readyz.
     pub metrics_listen: Option<SocketAddr>,
     /// PROXY protocol from trusted proxies.
@@ -135,6 +148,10 @@ impl Config {
             http_listen: None,
             server_names: Vec::new(),
             reuse_port: false,
+            http3: true,
+            http3_listen: Vec::new(),
+            http3_0rtt: false,
+            http3_retry_above: DEFAULT_HTTP3_RETRY_ABOVE,
             metrics_listen: None,
             proxy_protocol: false,
             trusted_proxies: Vec::new(),
@@ -271,6 +288,11 @@ impl Config {
             http_listen: args.http_listen,
             server_names: args.server_name.clone(),
             reuse_port: args.reuse_port,
+            // --no-http3, or http3 = false from RAMPART_HTTP3 or the file.
+            http3: args.http3 && !args.no_http3,
+            http3_listen: args.http3_listen.clone(),
+            http3_0rtt: args.http3_0rtt,
+            http3_retry_above: DEFAULT_HTTP3_RETRY_ABOVE,
             metrics_listen: args.metrics_listen,
             proxy_protocol: args.proxy_protocol,
             trusted_proxies: args.trusted_proxy.clone(),
@@ -344,6 +366,23 @@ impl Config {
         all
     }
 
+    /// The UDP addresses HTTP/3 is served on, with the flag each comes from: the
+    /// `--http3-listen` addresses when there are any, else the `--listen` ones; none with
+    /// `--no-http3`.
+    #[must_use]
+    pub fn http3_listeners(&self) -> Vec<(&'static str, SocketAddr)> {
+        if !self.http3 {
+            Vec::new()
+        } else if self.http3_listen.is_empty() {
+            self.listen.iter().map(|a| ("--listen", *a)).collect()
+        } else {
+            self.http3_listen
+                .iter()
+                .map(|a| ("--http3-listen", *a))
+                .collect()
+        }
+    }
+
     /// Every problem with the settings, in flag order: the document root's
     /// ([`Config::root_problem`]) first, then the others ([`Config::setting_problems`]).
     #[must_use]
@@ -381,6 +420,20 @@ impl Config {
                 "--trusted-proxy",
                 self.trusted_proxies[0],
                 "has no effect without --proxy-protocol",
+            ));
+        }
+        if !self.http3 && !self.http3_listen.is_empty() {
+            out.push(Problem::invalid(
+                "--http3-listen",
+                self.http3_listen[0],
+                "has no effect with --no-http3",
+            ));
+        }
+        if !self.http3 && self.http3_0rtt {
+            out.push(Problem::invalid(
+                "--http3-0rtt",
+                "true",
+                "has no effect with --no-http3",
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {

@@ -1,7 +1,7 @@
 //! [`Protocol`]: the HTTP version a connection speaks, chosen from ALPN after the handshake.
 //! It imports nothing of the crate, so that the connection core, the per-connection service
-//! and the metrics can all name it; a new protocol (HTTP/3) is a new variant here and one
-//! match arm where connections are dispatched (server/connection.rs).
+//! and the metrics can all name it. HTTP/1.1 and HTTP/2 share the TCP connection core
+//! (server/connection.rs dispatches on ALPN); HTTP/3 has its own QUIC one (server/h3/).
 
 use std::fmt;
 
@@ -12,13 +12,16 @@ pub enum Protocol {
     Http1,
     /// HTTP/2: ALPN `h2`.
     Http2,
+    /// HTTP/3 over QUIC: ALPN `h3`.
+    Http3,
 }
 
 impl Protocol {
     /// Every protocol, in [`Protocol::index`] order.
-    pub const ALL: [Self; 2] = [Self::Http1, Self::Http2];
+    pub const ALL: [Self; 3] = [Self::Http1, Self::Http2, Self::Http3];
 
-    /// The protocol an ALPN value selects; no ALPN is HTTP/1.1.
+    /// The protocol an ALPN value selects on a TCP connection; no ALPN is HTTP/1.1. (`h3`
+    /// is never offered over TCP: QUIC connections are HTTP/3 by construction.)
     #[must_use]
     pub fn from_alpn(alpn: Option<&[u8]>) -> Self {
         match alpn {
@@ -27,12 +30,13 @@ impl Protocol {
         }
     }
 
-    /// Short name for logs and metric labels: `h1`, `h2`.
+    /// Short name for logs and metric labels: `h1`, `h2`, `h3`.
     #[must_use]
     pub fn label(self) -> &'static str {
         match self {
             Self::Http1 => "h1",
             Self::Http2 => "h2",
+            Self::Http3 => "h3",
         }
     }
 
@@ -42,7 +46,15 @@ impl Protocol {
         match self {
             Self::Http1 => 0,
             Self::Http2 => 1,
+            Self::Http3 => 2,
         }
+    }
+
+    /// Whether requests share the connection as streams (HTTP/2, HTTP/3): a refused one
+    /// resets its stream rather than closing the connection after an answer.
+    #[must_use]
+    pub fn is_multiplexed(self) -> bool {
+        !matches!(self, Self::Http1)
     }
 }
 

@@ -300,6 +300,22 @@ metrics! {
         /// Resumed TLS handshakes (ticket or session ID).
         handshakes_resumed: u64 {kind = "resumed"}, log handshakes_resumed;
     }
+    "rampart_http3_handshakes_total" counter
+    "Completed QUIC (HTTP/3) handshakes, and session tickets QUIC handshakes resumed with (from TCP or QUIC; quinn does not say per connection which handshakes resumed)." {
+        /// Completed QUIC handshakes (TLS 1.3).
+        h3_handshakes: u64 {kind = "complete"}, log h3_handshakes;
+        /// Session tickets accepted by QUIC handshakes.
+        h3_handshakes_resumed: u64 {kind = "ticket"}, log h3_tickets;
+    }
+    "rampart_http3_connections_total" counter
+    "QUIC connection attempts by what was done: accepted, sent a Retry (address validation under a handshake flood), refused (at --max-connections)." {
+        /// QUIC connections accepted for a handshake.
+        h3_accepted: u64 {outcome = "accepted"}, log h3_accepted;
+        /// Retry packets sent to validate a client's address.
+        h3_retries: u64 {outcome = "retry"}, log h3_retries;
+        /// QUIC connections refused at the connection cap.
+        h3_refused: u64 {outcome = "refused"}, log h3_refused;
+    }
     "rampart_handshakes_by_version_total" counter "Completed TLS handshakes by protocol version." {
         /// Completed handshakes that negotiated TLS 1.2.
         handshakes_tls12: u64 {version = "1.2"}, log handshakes_tls12;
@@ -323,6 +339,8 @@ metrics! {
         requests_h1: u64 {protocol = "h1"}, log requests_h1;
         /// Requests served over HTTP/2.
         requests_h2: u64 {protocol = "h2"}, log requests_h2;
+        /// Requests served over HTTP/3.
+        requests_h3: u64 {protocol = "h3"}, log requests_h3;
     }
     "rampart_requests_rejected_total" counter
     "Requests refused before the app, by reason: HTTP/1 answered 400 (missing, duplicate or invalid Host; Transfer-Encoding), HTTP/2 streams reset (no :authority or Host; a stream error in the body read before answering), 413 for such a body past 64 KiB." {
@@ -389,9 +407,9 @@ metrics! {
         proxy_rejected: u64 {result = "rejected"}, log proxy_rejected;
     }
     by_hand {
-        /// Finished responses: `[protocol][class]`, protocol 0 = HTTP/1.1, 1 = HTTP/2, class
-        /// 0..5 = 1xx..5xx.
-        responses: [[u64; 5]; 2];
+        /// Finished responses: `[protocol][class]`, protocol as [`Protocol::index`] (0 =
+        /// HTTP/1.1, 1 = HTTP/2, 2 = HTTP/3), class 0..5 = 1xx..5xx.
+        responses: [[u64; 5]; 3];
         /// Response times (request head received to last body byte handed over).
         response_time: HistogramSnapshot;
     }

@@ -1,6 +1,7 @@
 //! The `--config` file (TOML). Its keys are the long flag names of `rampart serve` without
 //! the leading `--` (`listen`, `max-connections`, `handshake-timeout`, ...): every flag except
-//! `config` itself and the negation `no-spa` (write `spa = false`).
+//! `config` itself and the negations `no-spa` and `no-http3` (write `spa = false`,
+//! `http3 = false`).
 //!
 //! Precedence comes from clap itself: each file value is checked with the flag's own value
 //! parser and then installed as that flag's default before the real parse, so flags beat
@@ -33,7 +34,7 @@ pub use crate::problem::FileProblem;
 /// Flags that are not file keys: the file's own path, and a negation whose positive form
 /// (`spa = false`) says the same.
 // `acme-renew-after` is a hidden, test-only flag: not a setting a file should carry.
-const NOT_KEYS: [&str; 3] = ["config", "no-spa", "acme-renew-after"];
+const NOT_KEYS: [&str; 4] = ["config", "no-spa", "no-http3", "acme-renew-after"];
 
 /// Declares the file's keys: one optional, spanned TOML value per flag. A unit test keeps
 /// this list and [`ServeArgs`] in step.
@@ -81,6 +82,9 @@ file_keys!(
     acme_eab_kid,
     acme_eab_hmac_key,
     reuse_port,
+    http3,
+    http3_listen,
+    http3_0rtt,
     metrics_listen,
     proxy_protocol,
     trusted_proxy,

@@ -163,7 +163,7 @@ pub(crate) fn render(m: &MetricsSnapshot, g: &Gauges) -> String {
         &[("", m.failures(FailureClass::PlaintextHttp))],
     );
     let mut responses = Vec::new();
-    for (p, proto) in ["h1", "h2"].iter().enumerate() {
+    for (p, proto) in crate::protocol::Protocol::ALL.iter().enumerate() {
         for (c, class) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
             responses.push((
                 format!("protocol=\"{proto}\",class=\"{class}\""),

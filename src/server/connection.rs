@@ -35,11 +35,18 @@ pub(crate) async fn handle(
     let Some((tls, sni, peer)) = Box::pin(establish(tcp, peer, local, &shared, kind)).await else {
         return;
     };
-    serve(tls, sni, peer, &shared).await;
+    let alt_svc = shared.alt_svc.for_local(local);
+    serve(tls, sni, peer, alt_svc, &shared).await;
 }
 
 /// Serves HTTP over an established session, then logs how it ended.
-async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Shared>) {
+async fn serve(
+    tls: Tls,
+    sni: Option<String>,
+    peer: SocketAddr,
+    alt_svc: Option<http::HeaderValue>,
+    shared: &Arc<Shared>,
+) {
     let conn = tls.get_ref().1;
     match conn.handshake_kind() {
         Some(rustls::HandshakeKind::Resumed) => Metrics::inc(&shared.metrics.handshakes_resumed),
@@ -62,7 +69,7 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
                 Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
                 _ => "1.3",
             },
-            resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            resumed: Some(conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)),
             sni: sni.clone(),
         })
     });
@@ -81,9 +88,11 @@ async fn serve(tls: Tls, sni: Option<String>, peer: SocketAddr, shared: &Arc<Sha
         peer,
         protocol,
         access,
+        alt_svc,
     };
     let mut result = match protocol {
-        Protocol::Http1 => h1::serve(io, svc, &state, shared).await,
+        // TCP never negotiates h3 (from_alpn): Http3 is here only to make the match total.
+        Protocol::Http1 | Protocol::Http3 => h1::serve(io, svc, &state, shared).await,
         Protocol::Http2 => h2::serve(io, svc, &state, shared).await,
     };
     if let Err(ended) = result.as_mut() {

@@ -11,6 +11,7 @@ mod driver;
 mod frame_watch;
 mod h1;
 mod h2;
+pub(crate) mod h3;
 mod handshake;
 pub(crate) mod io;
 pub(crate) mod listen;
@@ -19,7 +20,7 @@ mod policy;
 pub mod proxy;
 mod reload;
 mod request_check;
-mod service;
+pub(crate) mod service;
 pub mod shutdown;
 pub mod sniff;
 
@@ -77,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     pub(crate) limits: Limits,
     pub(crate) https_port: u16,
+    /// The `Alt-Svc` header for each HTTPS listener (empty with `--no-http3`).
+    pub(crate) alt_svc: h3::alt_svc::AltSvc,
     pub(crate) warn_limit: RateLimit,
     /// One access-log line per request.
     pub(crate) access_log: bool,
@@ -106,6 +109,9 @@ pub struct ShutdownSummary {
 pub struct Server {
     config: Config,
     listeners: Vec<(TcpListener, Kind)>,
+    /// HTTP/3 endpoints (none with `--no-http3`).
+    quic: Vec<h3::Endpoint>,
+    h3_settings: Arc<h3::Settings>,
     admin: Option<TcpListener>,
     shared: Arc<Shared>,
     site: Arc<Site>,
@@ -181,11 +187,63 @@ impl Server {
                 source: std::io::Error::other(e),
             })??;
 
+        let metrics = Arc::new(Metrics::default());
+        let h3_settings = Arc::new(h3::Settings {
+            handshake_timeout: config.handshake_timeout,
+            idle_timeout: config.idle_timeout,
+            header_timeout: config.header_timeout,
+            max_streams: config.h2_max_streams,
+            max_field_section: config.max_header_size as u64,
+            early_data: config.http3_0rtt,
+            retry_above: config.http3_retry_above,
+        });
+        let quic_tls = config
+            .http3
+            .then(|| {
+                let ticketer = Arc::new(h3::tickets::CountingTicketer::new(
+                    Arc::clone(&ticket_keys) as Arc<dyn rustls::server::ProducesTickets>,
+                    Arc::clone(&metrics),
+                ));
+                tls::quic_server_config(
+                    &tls_config,
+                    Arc::clone(&resolver),
+                    ticketer,
+                    config.http3_0rtt,
+                )
+            })
+            .transpose()?;
         let reuse = config.reuse_port;
         let mut listeners = Vec::new();
+        let mut quic = Vec::new();
+        // HTTP/3 on each --listen address's own port, unless --http3-listen names others.
+        let paired = quic_tls.as_ref().filter(|_| config.http3_listen.is_empty());
         for addr in &config.listen {
-            listeners.push((listen::bind(*addr, "--listen", reuse)?, Kind::Tls));
+            let (tcp, udp) = bind_pair(*addr, reuse, paired, &h3_settings)?;
+            listeners.push((tcp, Kind::Tls));
+            quic.extend(udp);
         }
+        if let Some(tls) = quic_tls
+            .as_ref()
+            .filter(|_| !config.http3_listen.is_empty())
+        {
+            for addr in &config.http3_listen {
+                quic.push(h3::Endpoint::bind(
+                    *addr,
+                    "--http3-listen",
+                    reuse,
+                    Arc::clone(tls),
+                    &h3_settings,
+                )?);
+            }
+        }
+        let alt_svc = h3::alt_svc::AltSvc::new(listeners.iter().filter_map(|(l, _)| {
+            let tcp = l.local_addr().ok()?.port();
+            let udp = match config.http3_listen.is_empty() {
+                true => tcp,
+                false => quic.first()?.local_addr()?.port(),
+            };
+            (!quic.is_empty()).then_some((tcp, udp))
+        }));
         if let Some(addr) = config.http_listen {
             listeners.push((listen::bind(addr, "--http-listen", reuse)?, Kind::Redirect));
         }
@@ -197,7 +255,6 @@ impl Server {
             listen::warn_without_migration();
         }
         let https_port = listeners[0].0.local_addr().map_or(443, |a| a.port());
-        let metrics = Arc::new(Metrics::default());
         let acme = acme.map(|(settings, state, progress)| Renewal {
             challenges: Arc::new(Challenges::new(Some(state.challenges()))),
             settings,
@@ -224,6 +281,7 @@ impl Server {
                 plaintext: config.plaintext,
             },
             https_port,
+            alt_svc,
             warn_limit: RateLimit::new(20, Duration::from_secs(10)),
             access_log: config.access_log,
             send_pool: crate::app::SendPool::default(),
@@ -237,6 +295,8 @@ impl Server {
         Ok(Self {
             config,
             listeners,
+            quic,
+            h3_settings,
             admin,
             shared,
             site,
@@ -250,6 +310,15 @@ impl Server {
     #[must_use]
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.addrs(Kind::Tls)
+    }
+
+    /// The bound HTTP/3 (UDP) addresses; none with `--no-http3`.
+    #[must_use]
+    pub fn http3_addrs(&self) -> Vec<SocketAddr> {
+        self.quic
+            .iter()
+            .filter_map(h3::Endpoint::local_addr)
+            .collect()
     }
 
     /// The bound cleartext redirect address, if any.
@@ -323,6 +392,8 @@ impl Server {
         let Self {
             config,
             listeners,
+            quic,
+            h3_settings,
             admin,
             shared,
             site,
@@ -353,6 +424,19 @@ impl Server {
                 kind,
                 Arc::clone(&shared),
                 Arc::clone(&semaphore),
+            )));
+        }
+        let mut endpoints = Vec::new();
+        for q in quic {
+            if let Some(addr) = q.local_addr() {
+                tracing::info!(%addr, flag = q.flag, "HTTP/3 (QUIC) listening");
+            }
+            endpoints.push(q.endpoint.clone());
+            loops.push(tokio::spawn(h3::accept_loop(
+                q.endpoint,
+                Arc::clone(&shared),
+                Arc::clone(&semaphore),
+                Arc::clone(&h3_settings),
             )));
         }
         let admin = admin.map(|listener| {
@@ -392,6 +476,12 @@ impl Server {
             )
             .await;
         }
+        // The QUIC endpoints send the connections' CONNECTION_CLOSE and answer their
+        // last packets (a short drain of three PTOs) before they go.
+        for endpoint in endpoints {
+            let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+            endpoint.close(0u32.into(), b"");
+        }
         if let Some(admin) = admin {
             admin.abort();
         }
@@ -414,6 +504,37 @@ impl Server {
     #[must_use]
     pub fn snapshot(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
+    }
+}
+
+/// Binds one `--listen` address and, with `quic` (HTTP/3 on), the same address and port
+/// on UDP. When the port is 0 (tests, embedders) the kernel picks the TCP port, which may
+/// be taken on UDP: then both are bound again, up to 8 times.
+fn bind_pair(
+    addr: SocketAddr,
+    reuse: bool,
+    quic: Option<&Arc<rustls::ServerConfig>>,
+    settings: &h3::Settings,
+) -> Result<(TcpListener, Option<h3::Endpoint>)> {
+    let mut tries = 0;
+    loop {
+        let tcp = listen::bind(addr, "--listen", reuse)?;
+        let Some(tls) = quic else {
+            return Ok((tcp, None));
+        };
+        let port = tcp.local_addr().map_or(addr.port(), |a| a.port());
+        let udp_addr = SocketAddr::new(addr.ip(), port);
+        match h3::Endpoint::bind(udp_addr, "--listen", reuse, Arc::clone(tls), settings) {
+            Ok(udp) => return Ok((tcp, Some(udp))),
+            Err(Error::Bind { source, .. })
+                if addr.port() == 0
+                    && tries < 8
+                    && source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

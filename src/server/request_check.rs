@@ -38,8 +38,8 @@ pub(crate) enum Verdict {
 
 /// The verdict on a request as hyper hands it over on a `protocol` connection.
 pub(crate) fn check<B: http_body::Body>(req: &Request<B>, protocol: Protocol) -> Verdict {
-    if protocol == Protocol::Http2 {
-        // hyper puts `:authority` into the URI; without it the Host header must name the
+    if protocol.is_multiplexed() {
+        // hyper (and h3) put `:authority` into the URI; without it the Host header must name the
         // server (RFC 9113 8.3.1), and neither may carry userinfo.
         let host = match req.uri().authority() {
             Some(a) if a.as_str().contains('@') => Err(Rejection::InvalidHost),

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{HeaderValue, CONNECTION};
+use http::header::{HeaderValue, ALT_SVC, CONNECTION};
 
 use super::io::{ConnState, InFlight};
 use super::request_check::{self, Verdict, DRAIN_LIMIT};
@@ -28,28 +28,32 @@ use crate::telemetry::{Metrics, Rejection};
 /// (for the deadlines) around the shared [`AssetService`], and records each response when
 /// its body ends (metrics, and the access log when on).
 #[derive(Clone)]
-pub(super) struct ConnService {
-    pub(super) app: AssetService,
-    pub(super) state: Arc<ConnState>,
-    pub(super) shared: Arc<Shared>,
-    /// The client (the TCP peer, or the address a trusted proxy's header gave).
-    pub(super) peer: SocketAddr,
-    pub(super) protocol: Protocol,
+pub(crate) struct ConnService {
+    pub(crate) app: AssetService,
+    pub(crate) state: Arc<ConnState>,
+    pub(crate) shared: Arc<Shared>,
+    /// The client (the TCP or UDP peer, or the address a trusted proxy's header gave).
+    pub(crate) peer: SocketAddr,
+    pub(crate) protocol: Protocol,
     /// The connection as the access log describes it; None when the access log is off.
-    pub(super) access: Option<Arc<ConnInfo>>,
+    pub(crate) access: Option<Arc<ConnInfo>>,
+    /// `Alt-Svc` advertising HTTP/3, added to every response that has none (HTTP/1.1 and
+    /// HTTP/2 connections while HTTP/3 is on).
+    pub(crate) alt_svc: Option<HeaderValue>,
 }
 
 /// What the access log says about a request's connection.
-pub(super) struct ConnInfo {
-    pub(super) peer: SocketAddr,
-    pub(super) tls: &'static str,
-    pub(super) resumed: bool,
-    pub(super) sni: Option<String>,
+pub(crate) struct ConnInfo {
+    pub(crate) peer: SocketAddr,
+    pub(crate) tls: &'static str,
+    /// Whether the TLS session resumed; None where the transport does not say (QUIC).
+    pub(crate) resumed: Option<bool>,
+    pub(crate) sni: Option<String>,
 }
 
 /// Any request body a protocol hands over (hyper's `Incoming` for HTTP/1.1 and HTTP/2):
 /// the service reads one only to drain it.
-pub(super) trait RequestBody:
+pub(crate) trait RequestBody:
     http_body::Body<Error = Self::Fault> + Send + Unpin + 'static
 {
     /// The body's error.
@@ -75,6 +79,7 @@ impl<B: RequestBody> hyper::service::Service<http::Request<B>> for ConnService {
         Metrics::inc(match self.protocol {
             Protocol::Http1 => &metrics.requests_h1,
             Protocol::Http2 => &metrics.requests_h2,
+            Protocol::Http3 => &metrics.requests_h3,
         });
         let verdict = request_check::check(&req, self.protocol);
         let access = self.access.as_ref().map(|conn| AccessLine {
@@ -96,7 +101,7 @@ impl<B: RequestBody> hyper::service::Service<http::Request<B>> for ConnService {
             Verdict::Serve => Step::App(tower::Service::call(&mut self.app.clone(), req)),
             Verdict::Refuse(why) => {
                 self.refused(why);
-                if self.protocol == Protocol::Http2 {
+                if self.protocol.is_multiplexed() {
                     Step::Reset(Some(h2::Reason::PROTOCOL_ERROR.into()))
                 } else {
                     Step::App(ResponseFuture::Ready(Some(self.refusal_answer(why))))
@@ -107,6 +112,7 @@ impl<B: RequestBody> hyper::service::Service<http::Request<B>> for ConnService {
         ConnFuture {
             step,
             done: Some(done),
+            alt_svc: self.alt_svc.clone(),
         }
     }
 }
@@ -202,9 +208,10 @@ enum Step {
     Reset(Option<h2::Error>),
 }
 
-pub(super) struct ConnFuture {
+pub(crate) struct ConnFuture {
     step: Step,
     done: Option<RequestDone>,
+    alt_svc: Option<HeaderValue>,
 }
 
 impl Future for ConnFuture {
@@ -222,19 +229,27 @@ impl Future for ConnFuture {
                 .take()
                 .unwrap_or_else(|| h2::Reason::INTERNAL_ERROR.into())),
         };
-        Poll::Ready(res.map(|r| match this.done.take() {
-            Some(mut done) => {
-                done.status = r.status().as_u16();
-                done.len = r.body().remaining();
-                // The budget lives in the connection's state, which the request holds.
-                let r = match done.in_flight.0.send_budget.as_ref() {
-                    Some(budget) => r.map(|b| b.with_budget(budget)),
-                    None => r,
-                };
-                r.map(|b| b.with_guard(done))
-            }
-            None => r,
-        }))
+        Poll::Ready(
+            res.map(|mut r| {
+                if let Some(alt_svc) = this.alt_svc.take() {
+                    r.headers_mut().entry(ALT_SVC).or_insert(alt_svc);
+                }
+                r
+            })
+            .map(|r| match this.done.take() {
+                Some(mut done) => {
+                    done.status = r.status().as_u16();
+                    done.len = r.body().remaining();
+                    // The budget lives in the connection's state, which the request holds.
+                    let r = match done.in_flight.0.send_budget.as_ref() {
+                        Some(budget) => r.map(|b| b.with_budget(budget)),
+                        None => r,
+                    };
+                    r.map(|b| b.with_guard(done))
+                }
+                None => r,
+            }),
+        )
     }
 }
 
@@ -279,12 +294,25 @@ impl crate::app::OnDone for RequestDone {
                 bytes,
                 complete = unsent == 0,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
-                protocol = ?a.version,
+                protocol = %version_label(a.version),
                 tls = a.conn.tls,
+                // None (QUIC: not known) leaves the field out.
                 resumed = a.conn.resumed,
                 sni = a.conn.sni.as_deref().unwrap_or("-"),
                 "access"
             );
         }
+    }
+}
+
+/// The access log's `protocol` field: `HTTP/1.1`, `HTTP/2.0` as before HTTP/3 came, and
+/// `h3` for HTTP/3.
+fn version_label(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "h3",
+        _ => "HTTP/1.1",
     }
 }

@@ -188,6 +188,34 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// The HTTP/3 (QUIC) configuration beside `tcp` (made by [`server_config`]): TLS 1.3 only,
+/// ALPN `h3`, the same certificate resolver (so a reload reaches QUIC too), the same
+/// session storage and `ticketer` (the TCP one, or a wrapper of it), so that a ticket
+/// issued over TCP resumes a QUIC handshake and the other way round. `early_data`: accept
+/// TLS 1.3 early data (0-RTT); QUIC allows only all (`u32::MAX`) or nothing.
+///
+/// # Errors
+/// [`TlsError::Config`] if the provider refuses (it does not with aws-lc-rs).
+pub fn quic_server_config(
+    tcp: &ServerConfig,
+    resolver: Arc<CertResolver>,
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
+    early_data: bool,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(Arc::clone(tcp.crypto_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h3".to_vec()];
+    config.session_storage = Arc::clone(&tcp.session_storage);
+    config.ticketer = ticketer;
+    config.send_tls13_tickets = tcp.send_tls13_tickets;
+    config.ignore_client_order = true;
+    config.max_early_data_size = if early_data { u32::MAX } else { 0 };
+    Ok(Arc::new(config))
+}
+
 /// The order rampart prefers suites in (lower first): AES-128-GCM, AES-256-GCM, then
 /// ChaCha20-Poly1305. On AES hardware AES-128-GCM is the cheapest of the three and its
 /// TLS 1.3 suite hashes with SHA-256 (SHA-384 costs ~3x more per handshake where the CPU

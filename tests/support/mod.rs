@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod h2raw;
+pub mod h3client;
 pub mod pebble;
 
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ use tokio_rustls::TlsConnector;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTP/3 (UDP) address, when HTTP/3 is on.
+    pub h3_addr: Option<SocketAddr>,
     pub http_addr: Option<SocketAddr>,
     pub ca: PathBuf,
     pub root: PathBuf,
@@ -79,6 +82,7 @@ impl TestServer {
         let mut server = Server::bind(config).await.expect("server binds");
         prepare(&mut server);
         let addr = server.local_addrs()[0];
+        let h3_addr = server.http3_addrs().first().copied();
         let http_addr = server.http_addr();
         let metrics = server.metrics();
         let site = server.site();
@@ -88,6 +92,7 @@ impl TestServer {
         }));
         Self {
             addr,
+            h3_addr,
             http_addr,
             ca: certs.join("ca.pem"),
             root,
