@@ -152,6 +152,16 @@ fn probe_listeners(config: &Config, report: &mut Report) {
             Err(e) => report.error(format!("{flag} {addr}"), format!("cannot listen: {e}")),
         }
     }
+    for (flag, addr) in config.http3_listeners() {
+        let subject = format!("{flag} {addr} (UDP, HTTP/3)");
+        match crate::server::h3::endpoint::udp_socket(addr, config.reuse_port) {
+            Ok(_) => report.ok(subject, "available (bound and released)"),
+            Err(e) => report.error(
+                subject,
+                format!("cannot bind: {e} (--no-http3 turns HTTP/3 off)"),
+            ),
+        }
+    }
 }
 
 /// Binds `addr` as the server would (the same socket setup) and releases it at once.

@@ -423,6 +423,45 @@ fn a_listen_address_in_use_is_an_error() {
 }
 
 #[test]
+fn an_http3_port_in_use_on_udp_is_an_error_and_no_http3_skips_it() {
+    let dir = site();
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let args = [
+        "check",
+        "--root",
+        "www",
+        "--listen",
+        &addr,
+        "--dev-cert-dir",
+        "certs",
+    ];
+    let o = rampart(&args, dir.path(), &[]);
+    assert_fails(
+        &o,
+        &[
+            &format!("error  --listen {addr} (UDP, HTTP/3): cannot bind"),
+            "--no-http3",
+        ],
+    );
+    let mut off = args.to_vec();
+    off.push("--no-http3");
+    let o = rampart(&off, dir.path(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("UDP"), "{}", text(&o));
+    // --http3-listen moves HTTP/3 off the --listen port.
+    let mut moved = args.to_vec();
+    moved.extend(["--http3-listen", "127.0.0.1:0"]);
+    let o = rampart(&moved, dir.path(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("--http3-listen 127.0.0.1:0 (UDP, HTTP/3): available"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn two_colliding_listeners_are_an_error() {
     let dir = site();
     let o = rampart(

@@ -110,8 +110,8 @@ fn transport(settings: &Settings) -> Result<TransportConfig> {
     Ok(t)
 }
 
-/// A bound, non-blocking UDP socket for `addr`.
-fn udp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
+/// A bound, non-blocking UDP socket for `addr` (also `rampart check`'s probe).
+pub(crate) fn udp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<socket2::Socket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::DGRAM,
