@@ -107,13 +107,22 @@ async fn handshake(
                     (Arc::clone(shared), conn.clone(), settings.handshake_timeout);
                 tokio::spawn(async move {
                     let _handshaking = handshaking;
-                    if tokio::time::timeout(deadline, accepted).await.is_ok() {
-                        Metrics::inc(&shared.metrics.h3_handshakes);
-                        let _ = tx.send(true);
-                    } else {
-                        shared.metrics.failure(FailureClass::Timeout);
-                        tracing::debug!(%peer, "HTTP/3 handshake timed out (after 0-RTT)");
-                        conn2.close(H3_NO_ERROR.into(), b"handshake timeout");
+                    // The gate opens only on a completed handshake: a replayed flight
+                    // never completes one, so what waits behind it is never served.
+                    match tokio::time::timeout(deadline, accepted).await {
+                        Ok(true) => {
+                            Metrics::inc(&shared.metrics.h3_handshakes);
+                            let _ = tx.send(true);
+                        }
+                        Ok(false) => match conn2.close_reason() {
+                            Some(e) => handshake_failed(&shared, peer, &e),
+                            None => shared.metrics.failure(FailureClass::ProtocolError),
+                        },
+                        Err(_) => {
+                            shared.metrics.failure(FailureClass::Timeout);
+                            tracing::debug!(%peer, "HTTP/3 handshake timed out (after 0-RTT)");
+                            conn2.close(H3_NO_ERROR.into(), b"handshake timeout");
+                        }
                     }
                 });
                 return Some((conn, Some(rx)));
