@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::Shared;
+use super::shared::Shared;
 use crate::app::{Body, Site};
 use crate::telemetry::{FailureClass, MetricsSnapshot, HISTOGRAM_BOUNDS_US};
 

@@ -17,7 +17,7 @@ use super::frame_watch::FrameFault;
 use super::handshake::Tls;
 use super::io::{ConnIo, ConnState};
 use super::policy::{Ask, Closed, Policy, Step};
-use super::Shared;
+use super::shared::Shared;
 use crate::telemetry::Metrics;
 
 /// Why an established connection ended early.

@@ -13,7 +13,7 @@ use super::driver::{drive, Ended, Io, NoStreams, Serve};
 use super::io::ConnState;
 use super::policy::{Policy, Timeouts};
 use super::service::ConnService;
-use super::Shared;
+use super::shared::Shared;
 use crate::telemetry::Metrics;
 
 /// An idle HTTP/1.1 keep-alive connection gives back hyper's buffers (two of 8 KiB) and its

@@ -13,7 +13,7 @@ use super::driver::{drive, Ended, Io, QueuedStreams};
 use super::io::ConnState;
 use super::policy::{Policy, Timeouts};
 use super::service::ConnService;
-use super::Shared;
+use super::shared::Shared;
 use crate::telemetry::Metrics;
 
 /// Serves HTTP/2 requests until the connection ends: writes corked until the end of a

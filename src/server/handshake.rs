@@ -26,8 +26,9 @@ use failures::{
 
 use super::io::{close_gracefully, Prefixed};
 use super::policy::SHUTDOWN_GRACE;
+use super::shared::{Kind, Shared};
 use super::sniff::{self, Sniff};
-use super::{plaintext, proxy, Kind, Shared};
+use super::{plaintext, proxy};
 use crate::acme::challenge::ACME_TLS_ALPN;
 use crate::config::PlaintextMode;
 use crate::telemetry::{FailureClass, Metrics};

@@ -6,6 +6,7 @@
 //! future resolves, then drains.
 
 pub(crate) mod admin;
+pub(crate) mod alt_svc;
 pub mod connection;
 mod driver;
 mod frame_watch;
@@ -21,6 +22,7 @@ pub mod proxy;
 mod reload;
 mod request_check;
 pub(crate) mod service;
+pub(crate) mod shared;
 pub mod shutdown;
 pub mod sniff;
 
@@ -34,67 +36,19 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use shared::{Kind, Limits, Shared};
+
 use crate::acme::challenge::Challenges;
 use crate::acme::renewal::Renewal;
 use crate::acme::state::StateDir;
 use crate::acme::{AcmeSource, Progress};
 use crate::app::{AssetService, Site};
 use crate::config::{CertSource, Config};
-use crate::config::{Cidr, PlaintextMode};
 use crate::error::{Error, Result};
 use crate::telemetry::{Metrics, MetricsSnapshot, RateLimit};
 use crate::tls::{self, devcert::DevCert, ticket::TicketKeys, CertResolver};
 
-/// What a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// HTTPS (plaintext requests get the plaintext answer).
-    Tls,
-    /// The `--http-listen` port: every request is redirected.
-    Redirect,
-}
 pub use shutdown::ShutdownTokens;
-
-/// Limits and deadlines every connection obeys.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) header_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) max_header_size: usize,
-    pub(crate) max_headers: usize,
-    pub(crate) h2_max_streams: u32,
-    pub(crate) plaintext: PlaintextMode,
-}
-
-/// State shared by all connection tasks.
-pub(crate) struct Shared {
-    pub(crate) tls: tls::ServerConfigs,
-    pub(crate) resolver: Arc<CertResolver>,
-    pub(crate) ticket_keys: Arc<TicketKeys>,
-    pub(crate) app: AssetService,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) tokens: ShutdownTokens,
-    pub(crate) tracker: TaskTracker,
-    pub(crate) limits: Limits,
-    pub(crate) https_port: u16,
-    /// The `Alt-Svc` header for each HTTPS listener (empty with `--no-http3`).
-    pub(crate) alt_svc: h3::alt_svc::AltSvc,
-    pub(crate) warn_limit: RateLimit,
-    /// One access-log line per request.
-    pub(crate) access_log: bool,
-    /// Set when the shutdown signal arrives: /readyz answers 503 from then on.
-    pub(crate) draining: AtomicBool,
-    /// With `--proxy-protocol`: the `--trusted-proxy` ranges, whose connections must start
-    /// with a PROXY header (server/proxy.rs). `None`: PROXY headers are not read.
-    pub(crate) trusted_proxies: Option<Vec<Cidr>>,
-    /// File bytes read for responses and not yet sent, all connections together (each
-    /// connection has its own share of it, app/budget.rs).
-    pub(crate) send_pool: crate::app::SendPool,
-    /// With `--acme`: the pending challenge answers (acme/challenge.rs), answered by the
-    /// handshake (tls-alpn-01) and the cleartext listener (http-01).
-    pub(crate) acme_challenges: Option<Arc<Challenges>>,
-}
 
 /// How the drain went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +190,7 @@ impl Server {
                 )?);
             }
         }
-        let alt_svc = h3::alt_svc::AltSvc::new(listeners.iter().filter_map(|(l, _)| {
+        let alt_svc = alt_svc::AltSvc::new(listeners.iter().filter_map(|(l, _)| {
             let tcp = l.local_addr().ok()?.port();
             let udp = match config.http3_listen.is_empty() {
                 true => tcp,

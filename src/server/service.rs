@@ -19,7 +19,7 @@ use http::header::{HeaderValue, ALT_SVC, CONNECTION};
 
 use super::io::{ConnState, InFlight};
 use super::request_check::{self, Verdict, DRAIN_LIMIT};
-use super::Shared;
+use super::shared::Shared;
 use crate::app::{AssetService, Body, ResponseFuture};
 use crate::protocol::Protocol;
 use crate::telemetry::{Metrics, Rejection};

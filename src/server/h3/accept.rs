@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::connection;
 use super::endpoint::Settings;
-use crate::server::Shared;
+use crate::server::shared::Shared;
 use crate::telemetry::Metrics;
 
 /// What to do with an incoming connection.

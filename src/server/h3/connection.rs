@@ -23,7 +23,7 @@ use crate::app::budget::{self, SendBudget};
 use crate::protocol::Protocol;
 use crate::server::io::ConnState;
 use crate::server::service::{ConnInfo, ConnService};
-use crate::server::Shared;
+use crate::server::shared::Shared;
 use crate::telemetry::{FailureClass, Metrics};
 
 /// HTTP/3's "no error" code: the graceful close (RFC 9114 section 8.1).

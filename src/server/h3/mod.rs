@@ -11,14 +11,14 @@
 //!   handshake deadline and 0-RTT gate, the idle deadline, GOAWAY on shutdown.
 //! - request.rs: one request stream: its head, its body read to the end, the app's answer
 //!   streamed under QUIC flow control.
-//! - alt_svc.rs: the `Alt-Svc` header that advertises HTTP/3 on HTTP/1.1 and HTTP/2.
 //! - tickets.rs: counts the session tickets QUIC handshakes resume with.
+//!
+//! The `Alt-Svc` header that advertises HTTP/3 on HTTP/1.1 and HTTP/2 is server/alt_svc.rs.
 //!
 //! PROXY protocol does not apply: it is a TCP preamble, and a load balancer in front of
 //! QUIC forwards UDP datagrams with the client's own address.
 
 mod accept;
-pub(crate) mod alt_svc;
 mod connection;
 pub(crate) mod endpoint;
 mod request;

@@ -11,9 +11,10 @@ use tokio::time::Instant;
 use tokio_rustls::StartHandshake;
 
 use super::failures::{classify_error, closed_at_shutdown, handshake_failed};
-use super::{before_tls, Cut, Shared};
+use super::{before_tls, Cut};
 use crate::acme::challenge::{Challenges, ACME_TLS_ALPN};
 use crate::server::io::{close_gracefully, Prefixed};
+use crate::server::shared::Shared;
 use crate::telemetry::FailureClass;
 use crate::tls;
 

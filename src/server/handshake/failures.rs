@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use super::Shared;
+use crate::server::shared::Shared;
 use crate::server::{plaintext, sniff};
 use crate::telemetry::{FailureClass, Metrics};
 
