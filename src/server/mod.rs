@@ -204,10 +204,15 @@ impl Server {
                     Arc::clone(&ticket_keys) as Arc<dyn rustls::server::ProducesTickets>,
                     Arc::clone(&metrics),
                 ));
+                let stateful = Arc::new(h3::tickets::CountingStore::new(
+                    Arc::clone(&tls_config.session_storage),
+                    Arc::clone(&metrics),
+                ));
                 tls::quic_server_config(
                     &tls_config,
                     Arc::clone(&resolver),
                     ticketer,
+                    stateful,
                     config.http3_0rtt,
                 )
             })
