@@ -107,7 +107,15 @@ impl H3Client {
 
     /// A client trusting `ca` whose tickets live in `resumption`'s store.
     pub fn with_resumption(ca: &Path, resumption: Option<rustls::client::Resumption>) -> Self {
-        let (mut tls, verifications) = tls_config(ca, &[b"h3"], resumption);
+        let (tls, verifications) = tls_config(ca, &[b"h3"], resumption);
+        Self::from_config(tls, verifications)
+    }
+
+    /// A client on `tls` (ALPN set to h3, early data on). rustls resumes a ticket only
+    /// under the verifier and client-certificate resolver it was obtained with (the same
+    /// `Arc`s), so a TCP config sharing tickets with this one must be a clone of `tls`.
+    pub fn from_config(mut tls: rustls::ClientConfig, verifications: Arc<AtomicUsize>) -> Self {
+        tls.alpn_protocols = vec![b"h3".to_vec()];
         tls.enable_early_data = true;
         let tls = Arc::new(tls);
         let quic = QuicClientConfig::try_from(Arc::clone(&tls)).unwrap();
