@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 use support::binary::{field, Rampart};
-use support::h3client::{tls_config, H3Client, H3Conn};
+use support::h3client::{tls_config, H3Client, H3Conn, TicketStore};
 use support::h3raw::{headers_frame, status_of};
 use support::{random_bytes, TestServer, H1, H2};
 
@@ -160,11 +160,11 @@ async fn with_retry_above_zero_every_new_client_is_retried_and_still_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_from_tcp_resumes_a_quic_handshake_and_quic_tickets_resume_quic() {
     let server = TestServer::start(|_| {}).await;
-    let store = rustls::client::Resumption::in_memory_sessions(64);
+    let (store, resumption) = TicketStore::new();
     // Over TCP (HTTP/2), with the shared store: a full handshake that leaves tickets.
     // One rustls configuration for both transports: rustls resumes a ticket only under
     // the verifier (and client-certificate resolver) it was obtained with, the same Arcs.
-    let (tcp_config, verified) = tls_config(&server.ca, &[b"h2"], Some(store));
+    let (tcp_config, verified) = tls_config(&server.ca, &[b"h2"], Some(resumption));
     let quic_config = tcp_config.clone();
     let tls = support::tls_connect(server.addr, Arc::new(tcp_config), "localhost")
         .await
@@ -172,6 +172,7 @@ async fn a_ticket_from_tcp_resumes_a_quic_handshake_and_quic_tickets_resume_quic
     let mut h2 = H2::over(tls, server.addr).await;
     assert_eq!(h2.request("/", &[]).await.0.status, StatusCode::OK);
     assert_eq!(verified.load(Ordering::SeqCst), 1);
+    store.wait(1).await;
     drop(h2);
     let m = server.metrics.snapshot();
     assert_eq!((m.handshakes_full, m.h3_handshakes_resumed), (1, 0));
@@ -189,10 +190,8 @@ async fn a_ticket_from_tcp_resumes_a_quic_handshake_and_quic_tickets_resume_quic
     assert_eq!((m.h3_handshakes, m.h3_handshakes_resumed), (1, 1));
 
     // QUIC to QUIC: a client with its own store, one full handshake, then resumptions.
-    let fresh = H3Client::with_resumption(
-        &server.ca,
-        Some(rustls::client::Resumption::in_memory_sessions(64)),
-    );
+    let (tickets, resumption) = TicketStore::new();
+    let fresh = H3Client::with_resumption(&server.ca, Some(resumption));
     for round in 0..3 {
         let mut conn = fresh.connect(server.h3_addr.unwrap()).await.unwrap();
         assert_eq!(conn.get("/robots.txt").await.parts.status, StatusCode::OK);
@@ -201,6 +200,7 @@ async fn a_ticket_from_tcp_resumes_a_quic_handshake_and_quic_tickets_resume_quic
             1,
             "round {round}"
         );
+        tickets.wait(2 * (round + 1)).await;
         conn.quic.close(0x100u32.into(), b"");
     }
     let m = server.metrics.snapshot();
@@ -227,9 +227,11 @@ async fn early_get(client: &H3Client, addr: std::net::SocketAddr) -> (H3Conn, bo
 async fn with_http3_0rtt_a_resumed_client_gets_a_get_answered_from_early_data() {
     let server = TestServer::start(|c| c.http3_0rtt = true).await;
     let addr = server.h3_addr.unwrap();
-    let client = H3Client::new(&server.ca);
+    let (store, resumption) = TicketStore::new();
+    let client = H3Client::with_resumption(&server.ca, Some(resumption));
     let mut first = client.connect(addr).await.unwrap();
     assert_eq!(first.get("/").await.parts.status, StatusCode::OK);
+    store.wait(1).await;
     first.quic.close(0x100u32.into(), b"");
     let (mut conn, accepted, status) = early_get(&client, addr).await;
     assert!(accepted, "the server accepted 0-RTT");
@@ -244,12 +246,49 @@ async fn with_http3_0rtt_a_resumed_client_gets_a_get_answered_from_early_data() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_http3_0rtt_quic_resumes_from_the_session_cache_and_tcp_tickets_do_not_resume_it() {
+    // rustls takes 0-RTT only with stateful resumption: QUIC's tickets are then single-use
+    // keys into the server's cache, and the TCP side's encrypted tickets do not open it.
+    let server = TestServer::start(|c| c.http3_0rtt = true).await;
+    let addr = server.h3_addr.unwrap();
+    let (store, resumption) = TicketStore::new();
+    let (tcp_config, verified) = tls_config(&server.ca, &[b"h2"], Some(resumption));
+    let quic_config = tcp_config.clone();
+    let tls = support::tls_connect(server.addr, Arc::new(tcp_config), "localhost")
+        .await
+        .unwrap();
+    let mut h2 = H2::over(tls, server.addr).await;
+    assert_eq!(h2.request("/", &[]).await.0.status, StatusCode::OK);
+    store.wait(2).await;
+    drop(h2);
+    let client = H3Client::from_config(quic_config, Arc::clone(&verified));
+    let mut conn = client.connect(addr).await.unwrap();
+    assert_eq!(conn.get("/").await.parts.status, StatusCode::OK);
+    assert_eq!(verified.load(Ordering::SeqCst), 2, "a full QUIC handshake");
+    store.wait(4).await;
+    conn.quic.close(0x100u32.into(), b"");
+    // QUIC to QUIC: each resumption in 0-RTT, each ticket used once.
+    for round in 1..=3u64 {
+        let (conn, accepted, status) = early_get(&client, addr).await;
+        assert!(accepted, "round {round}");
+        assert_eq!(status, StatusCode::OK);
+        store.wait(4 + 2 * round as usize).await;
+        conn.quic.close(0x100u32.into(), b"");
+        let m = server.metrics.snapshot();
+        assert_eq!(m.h3_handshakes_resumed, round, "round {round}");
+    }
+    assert_eq!(verified.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_http3_0rtt_early_data_is_refused_and_the_request_is_served_after_the_handshake() {
     let server = TestServer::start(|_| {}).await;
     let addr = server.h3_addr.unwrap();
-    let client = H3Client::new(&server.ca);
+    let (store, resumption) = TicketStore::new();
+    let client = H3Client::with_resumption(&server.ca, Some(resumption));
     let mut first = client.connect(addr).await.unwrap();
     assert_eq!(first.get("/").await.parts.status, StatusCode::OK);
+    store.wait(1).await;
     first.quic.close(0x100u32.into(), b"");
     let connecting = client.endpoint.connect(addr, "localhost").unwrap();
     match connecting.into_0rtt() {
