@@ -158,10 +158,15 @@ impl Server {
                     Arc::clone(&ticket_keys) as Arc<dyn rustls::server::ProducesTickets>,
                     Arc::clone(&metrics),
                 ));
+                let stateful = Arc::new(h3::tickets::CountingStore::new(
+                    Arc::clone(&tls_config.session_storage),
+                    Arc::clone(&metrics),
+                ));
                 tls::quic_server_config(
                     &tls_config,
                     Arc::clone(&resolver),
                     ticketer,
+                    stateful,
                     config.http3_0rtt,
                 )
             })
@@ -503,12 +508,21 @@ async fn accept_loop(
 ) {
     let local = listener.local_addr().ok();
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&semaphore).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        // Wait for a free slot without holding it while accept() waits: HTTP/3 shares the
+        // cap, and a slot held by an idle accept loop would refuse every QUIC client at
+        // --max-connections 1 (and take one slot per listener from QUIC at any cap).
+        tokio::select! {
+            p = semaphore.acquire() => match p { Ok(p) => drop(p), Err(_) => return },
             () = shared.tokens.graceful.cancelled() => return,
         };
         let accepted = tokio::select! {
             r = listener.accept() => r,
+            () = shared.tokens.graceful.cancelled() => return,
+        };
+        // The slot may have gone to a QUIC client meanwhile: then this connection waits
+        // for the next one (it was already queued in the backlog).
+        let permit = tokio::select! {
+            p = Arc::clone(&semaphore).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             () = shared.tokens.graceful.cancelled() => return,
         };
         let (tcp, peer) = match accepted {

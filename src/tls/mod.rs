@@ -192,7 +192,9 @@ pub fn server_config(
 /// ALPN `h3`, the same certificate resolver (so a reload reaches QUIC too), the same
 /// session storage and `ticketer` (the TCP one, or a wrapper of it), so that a ticket
 /// issued over TCP resumes a QUIC handshake and the other way round. `early_data`: accept
-/// TLS 1.3 early data (0-RTT); QUIC allows only all (`u32::MAX`) or nothing.
+/// TLS 1.3 early data (0-RTT; QUIC allows only all, `u32::MAX`, or nothing), which rustls
+/// does only with stateful resumption: then QUIC's tickets are keys into `stateful` (a
+/// wrapper of the TCP session cache) and the ticketer is not used.
 ///
 /// # Errors
 /// [`TlsError::Config`] if the provider refuses (it does not with aws-lc-rs).
@@ -200,6 +202,7 @@ pub fn quic_server_config(
     tcp: &ServerConfig,
     resolver: Arc<CertResolver>,
     ticketer: Arc<dyn rustls::server::ProducesTickets>,
+    stateful: Arc<dyn rustls::server::StoresServerSessions>,
     early_data: bool,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(Arc::clone(tcp.crypto_provider()))
@@ -208,11 +211,19 @@ pub fn quic_server_config(
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h3".to_vec()];
-    config.session_storage = Arc::clone(&tcp.session_storage);
-    config.ticketer = ticketer;
+    if early_data {
+        // rustls accepts 0-RTT only with stateful resumption (RFC 8446 8.1: each ticket a
+        // single-use key into the server's cache, so early data cannot be replayed) and
+        // issues no early-data tickets while a ticketer is on: with --http3-0rtt, QUIC
+        // tickets are keys into `stateful` and TCP tickets do not resume QUIC.
+        config.session_storage = stateful;
+        config.max_early_data_size = u32::MAX;
+    } else {
+        config.session_storage = Arc::clone(&tcp.session_storage);
+        config.ticketer = ticketer;
+    }
     config.send_tls13_tickets = tcp.send_tls13_tickets;
     config.ignore_client_order = true;
-    config.max_early_data_size = if early_data { u32::MAX } else { 0 };
     Ok(Arc::new(config))
 }
 

@@ -107,7 +107,15 @@ impl H3Client {
 
     /// A client trusting `ca` whose tickets live in `resumption`'s store.
     pub fn with_resumption(ca: &Path, resumption: Option<rustls::client::Resumption>) -> Self {
-        let (mut tls, verifications) = tls_config(ca, &[b"h3"], resumption);
+        let (tls, verifications) = tls_config(ca, &[b"h3"], resumption);
+        Self::from_config(tls, verifications)
+    }
+
+    /// A client on `tls` (ALPN set to h3, early data on). rustls resumes a ticket only
+    /// under the verifier and client-certificate resolver it was obtained with (the same
+    /// `Arc`s), so a TCP config sharing tickets with this one must be a clone of `tls`.
+    pub fn from_config(mut tls: rustls::ClientConfig, verifications: Arc<AtomicUsize>) -> Self {
+        tls.alpn_protocols = vec![b"h3".to_vec()];
         tls.enable_early_data = true;
         let tls = Arc::new(tls);
         let quic = QuicClientConfig::try_from(Arc::clone(&tls)).unwrap();
@@ -196,5 +204,84 @@ impl H3Conn {
 
     pub async fn get(&mut self, path: &str) -> Answer {
         self.request(http::Method::GET, path, &[]).await.unwrap()
+    }
+}
+
+/// A client ticket store that counts the TLS 1.3 tickets put in it. Tickets come after the
+/// handshake, and over QUIC with 0.5-RTT possibly after the first response: a test that
+/// needs one waits for it ([`TicketStore::wait`]) rather than for a response.
+#[derive(Debug)]
+pub struct TicketStore {
+    inner: rustls::client::ClientSessionMemoryCache,
+    pub tickets: AtomicUsize,
+}
+
+impl TicketStore {
+    /// A store of up to 64 servers' sessions, and the `Resumption` that uses it.
+    pub fn new() -> (Arc<Self>, rustls::client::Resumption) {
+        let store = Arc::new(Self {
+            inner: rustls::client::ClientSessionMemoryCache::new(64),
+            tickets: AtomicUsize::new(0),
+        });
+        let resumption = rustls::client::Resumption::store(Arc::clone(&store) as _);
+        (store, resumption)
+    }
+
+    /// Waits (up to 5 s) until `n` tickets in all have been put in the store.
+    pub async fn wait(&self, n: usize) {
+        let start = std::time::Instant::now();
+        while self.tickets.load(Ordering::SeqCst) < n {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "{} of {n} tickets after 5 s",
+                self.tickets.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl rustls::client::ClientSessionStore for TicketStore {
+    fn set_kx_hint(&self, name: rustls::pki_types::ServerName<'static>, group: rustls::NamedGroup) {
+        self.inner.set_kx_hint(name, group);
+    }
+
+    fn kx_hint(&self, name: &rustls::pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.inner.kx_hint(name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        name: rustls::pki_types::ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.inner.set_tls12_session(name, value);
+    }
+
+    fn tls12_session(
+        &self,
+        name: &rustls::pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.inner.tls12_session(name)
+    }
+
+    fn remove_tls12_session(&self, name: &rustls::pki_types::ServerName<'static>) {
+        self.inner.remove_tls12_session(name);
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        name: rustls::pki_types::ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.tickets.fetch_add(1, Ordering::SeqCst);
+        self.inner.insert_tls13_ticket(name, value);
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        name: &rustls::pki_types::ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(name)
     }
 }

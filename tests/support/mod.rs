@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod h2raw;
 pub mod h3client;
+pub mod h3raw;
 pub mod pebble;
 
 use std::net::SocketAddr;
@@ -273,6 +274,21 @@ impl H2 {
         let (parts, body) = res.into_parts();
         (parts, body.collect().await.unwrap().to_bytes())
     }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*): incompressible, and distinct everywhere
+/// so that a misplaced slice cannot pass for the right one.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// The bytes of a file of the demo SPA.

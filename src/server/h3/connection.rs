@@ -275,6 +275,7 @@ async fn serve(
             if goaway == Some(Goaway::Idle) {
                 Metrics::inc(&shared.metrics.connections_closed_idle);
             }
+            settle(&conn, &shared.tokens.force).await;
             conn.close(H3_NO_ERROR.into(), b"");
         }
         End::Forced => {
@@ -293,6 +294,31 @@ async fn serve(
         }
     }
     tracing::trace!(%peer, ?end, "HTTP/3 connection ended");
+}
+
+/// Waits until the responses handed to QUIC are delivered: a finished response may still
+/// sit in quinn's send buffer (up to the send window, 4 MiB), and CONNECTION_CLOSE
+/// abandons what is unsent or unacknowledged. h3 does not expose its streams' `stopped()`,
+/// so this waits until no STREAM frame has been sent for three RTTs and 100 ms (longer than
+/// a probe timeout: a lost last packet would have been sent again), the client closes, or
+/// the shutdown deadline passes.
+async fn settle(conn: &quinn::Connection, force: &tokio_util::sync::CancellationToken) {
+    let mut sent = conn.stats().frame_tx.stream;
+    let mut quiet_since = Instant::now();
+    loop {
+        tokio::select! {
+            () = force.cancelled() => return,
+            _ = conn.closed() => return,
+            () = tokio::time::sleep(DRAIN_POLL) => {}
+        }
+        let now = conn.stats().frame_tx.stream;
+        if now != sent {
+            sent = now;
+            quiet_since = Instant::now();
+        } else if quiet_since.elapsed() >= conn.rtt() * 3 + Duration::from_millis(100) {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

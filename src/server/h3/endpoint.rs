@@ -1,8 +1,9 @@
 //! The UDP side: one quinn endpoint per HTTP/3 address, its socket set up as the TCP
 //! listeners' are (SO_REUSEPORT with `--reuse-port`, IPv6-only on IPv6 addresses), and the
 //! QUIC transport settings that carry rampart's limits: concurrent streams as
-//! `--h2-max-streams`, the idle timeout as `--idle-timeout`, bounded receive and send
-//! windows so that no connection buffers without bound. quinn does the rest: amplification
+//! `--h2-max-streams`, the idle timeout a second past `--idle-timeout` (the graceful close
+//! comes first), bounded receive and send windows so that no connection buffers without
+//! bound. quinn does the rest: amplification
 //! limits before address validation, GSO and GRO where the kernel has them (logged at
 //! start-up), path MTU discovery.
 
@@ -35,6 +36,13 @@ pub(crate) struct Settings {
     /// Retry first (stateless address validation under a handshake flood); 0 = always.
     pub(crate) retry_above: usize,
 }
+
+/// How much longer QUIC's own idle timeout is than `--idle-timeout`. The connection closes
+/// an idle client gracefully at `--idle-timeout` (GOAWAY, then CONNECTION_CLOSE with
+/// H3_NO_ERROR once its data is delivered); were QUIC's timeout the same, both ends would
+/// often drop the connection silently at that moment instead. QUIC's timeout stays the
+/// backstop for a peer that went away.
+const QUIC_IDLE_MARGIN: Duration = Duration::from_secs(1);
 
 /// A request body (rampart serves GET and HEAD) needs no more window than the bound it is
 /// read to before a 413 (server/request_check.rs `DRAIN_LIMIT`).
@@ -95,7 +103,8 @@ impl Endpoint {
 
 /// The QUIC transport settings (see the module docs).
 fn transport(settings: &Settings) -> Result<TransportConfig> {
-    let idle = IdleTimeout::try_from(settings.idle_timeout).map_err(|e| Error::Other {
+    let idle = settings.idle_timeout + QUIC_IDLE_MARGIN;
+    let idle = IdleTimeout::try_from(idle).map_err(|e| Error::Other {
         context: "--idle-timeout for HTTP/3".into(),
         source: std::io::Error::other(e),
     })?;

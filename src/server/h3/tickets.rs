@@ -1,11 +1,13 @@
 //! Counts the session tickets QUIC handshakes resume with. quinn does not say whether a
 //! connection's handshake resumed, so the QUIC configuration's ticketer is the TCP one
 //! (the same key ring: a ticket from either transport resumes on both) wrapped to count
-//! each ticket it decrypts (`rampart_http3_handshakes_total{kind="resumed"}`).
+//! each ticket it decrypts (`rampart_http3_handshakes_total{kind="ticket"}`). With
+//! `--http3-0rtt` QUIC resumes from the server's session cache instead (rustls allows early
+//! data only with stateful resumption), counted the same way as each session is taken.
 
 use std::sync::Arc;
 
-use rustls::server::ProducesTickets;
+use rustls::server::{ProducesTickets, StoresServerSessions};
 
 use crate::telemetry::Metrics;
 
@@ -41,5 +43,40 @@ impl ProducesTickets for CountingTicketer {
             Metrics::inc(&self.metrics.h3_handshakes_resumed);
         }
         plain
+    }
+}
+
+/// The server's session cache, counting the sessions QUIC handshakes resume (take) from it.
+#[derive(Debug)]
+pub(crate) struct CountingStore {
+    inner: Arc<dyn StoresServerSessions>,
+    metrics: Arc<Metrics>,
+}
+
+impl CountingStore {
+    pub(crate) fn new(inner: Arc<dyn StoresServerSessions>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+impl StoresServerSessions for CountingStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.inner.put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner.get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let value = self.inner.take(key);
+        if value.is_some() {
+            Metrics::inc(&self.metrics.h3_handshakes_resumed);
+        }
+        value
+    }
+
+    fn can_cache(&self) -> bool {
+        self.inner.can_cache()
     }
 }
