@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// What [`crate::net::Sender`] holds for an HTTP/3 connection.
+/// The request side of an HTTP/3 connection (what `net::Requester` sends on).
 pub type SendRequest = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 
 /// Tickets a store keeps per server, as rustls' own memory cache does.
