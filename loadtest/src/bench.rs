@@ -1,5 +1,6 @@
-//! Fixed-concurrency modes: `bench` (keep-alive requests to one URL over HTTP/1.1 or
-//! HTTP/2) and `handshake` (a new TLS connection per request, with or without resumption).
+//! Fixed-concurrency modes: `bench` (keep-alive requests to one URL over HTTP/1.1, HTTP/2
+//! or HTTP/3) and `handshake` (a new TLS or QUIC connection per request, with or without
+//! resumption).
 
 use crate::net::{self, KindConfigs, Proto, Target, TlsKind};
 use crate::report::Stats;
@@ -137,7 +138,7 @@ pub async fn bench(
                     }
                 };
                 stats.handshake(&conn.handshake);
-                let ok = if conn.handshake.proto == Proto::H2 {
+                let ok = if conn.handshake.proto.multiplexed() {
                     let mut workers = JoinSet::new();
                     for mut req in (0..streams.max(1)).filter_map(|_| conn.stream()) {
                         let (opts, stats, budget) =

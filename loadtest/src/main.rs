@@ -17,6 +17,7 @@ mod attack;
 mod bench;
 mod classify;
 mod net;
+mod quic;
 mod report;
 mod site;
 mod storm;
@@ -162,10 +163,16 @@ struct StormArgs {
     /// Share of page loads that reuse the previous load's keep-alive connections.
     #[arg(long, default_value_t = 0.3)]
     reuse: f64,
-    /// HTTP versions to mix: h1, h2 or h1,h2.
+    /// HTTP versions to mix: h1, h2, h3 (QUIC), e.g. h1,h2,h3.
     #[arg(long, default_value = "h1,h2")]
     mix: String,
-    /// TLS kinds with weights: full13, full12, tls13, tls12-ticket, tls12-id.
+    /// Every page load over HTTP/3 (the same as --mix h3). With --kinds tcp-ticket a user
+    /// without a ticket from TCP loads the page over HTTP/2 first, then resumes over QUIC.
+    #[arg(long)]
+    http3: bool,
+    /// TLS kinds with weights: full13, full12, tls13, tls12-ticket, tls12-id, tcp-ticket
+    /// (TLS 1.3; QUIC resumes only with tickets from TCP). HTTP/3 page loads draw from the
+    /// TLS 1.3 kinds only (tls13 when none is listed).
     #[arg(
         long,
         default_value = "full13:1,full12:1,tls13:2,tls12-ticket:2,tls12-id:2"
@@ -189,6 +196,9 @@ struct BenchArgs {
     /// Use HTTP/2 (default HTTP/1.1).
     #[arg(long)]
     http2: bool,
+    /// Use HTTP/3 over QUIC (streams per connection as for HTTP/2).
+    #[arg(long, conflicts_with = "http2")]
+    http3: bool,
     /// Stop after this many requests.
     #[arg(long, short = 'n')]
     requests: Option<u64>,
@@ -216,6 +226,9 @@ struct HandshakeArgs {
     /// Use HTTP/2 (default HTTP/1.1).
     #[arg(long)]
     http2: bool,
+    /// QUIC handshakes and HTTP/3 (TLS 1.3 only; resumed = no certificate verified).
+    #[arg(long, conflicts_with_all = ["http2", "tls12"])]
+    http3: bool,
     /// Offer only this cipher: aes128 (what browsers prefer on AES hardware), aes256
     /// (rustls' and OpenSSL's own first choice), chacha20; default: rustls' list.
     #[arg(long, value_parser = ["aes128", "aes256", "chacha20"])]
@@ -272,10 +285,19 @@ fn parse_mix(s: &str) -> Result<Vec<Proto>> {
         out.push(match p {
             "h1" => Proto::H1,
             "h2" => Proto::H2,
-            _ => bail!("--mix: unknown protocol {p:?} (h1, h2)"),
+            "h3" => Proto::H3,
+            _ => bail!("--mix: unknown protocol {p:?} (h1, h2, h3)"),
         });
     }
     Ok(out)
+}
+
+fn proto_of(http2: bool, http3: bool) -> Proto {
+    match (http2, http3) {
+        (_, true) => Proto::H3,
+        (true, false) => Proto::H2,
+        (false, false) => Proto::H1,
+    }
 }
 
 fn main() -> ExitCode {
@@ -350,7 +372,11 @@ fn run(cli: Cli) -> Result<bool> {
                 abort_share: share("abort-share", a.abort_share)?,
                 rst_share: share("rst-share", a.rst_share)?,
                 reuse: share("reuse", a.reuse)?,
-                protos: parse_mix(&a.mix)?,
+                protos: if a.http3 {
+                    vec![Proto::H3]
+                } else {
+                    parse_mix(&a.mix)?
+                },
                 kinds: parse_kinds(&a.kinds)?,
                 timeout: a.common.timeout,
             });
@@ -372,7 +398,7 @@ fn run(cli: Cli) -> Result<bool> {
                 a.accept_encoding.clone(),
             )?;
             let stats = Arc::new(Stats::new());
-            let proto = if a.http2 { Proto::H2 } else { Proto::H1 };
+            let proto = proto_of(a.http2, a.http3);
             let work = bench::bench(
                 opts,
                 Arc::clone(&stats),
@@ -391,7 +417,7 @@ fn run(cli: Cli) -> Result<bool> {
                 (true, false) => TlsKind::Tls13,
                 (true, true) => TlsKind::Tls12Ticket,
             };
-            let proto = if a.http2 { Proto::H2 } else { Proto::H1 };
+            let proto = proto_of(a.http2, a.http3);
             let cipher = a.cipher.as_deref().map(|c| match c {
                 "aes128" => "AES_128_GCM",
                 "aes256" => "AES_256_GCM",
@@ -494,6 +520,11 @@ mod tests {
         assert_eq!(k, vec![(TlsKind::Full13, 1), (TlsKind::Tls12Id, 3)]);
         assert!(parse_kinds("tls11").is_err());
         assert_eq!(parse_mix("h2").unwrap(), vec![Proto::H2]);
+        assert_eq!(parse_mix("h1,h3").unwrap(), vec![Proto::H1, Proto::H3]);
+        assert_eq!(
+            parse_kinds("tcp-ticket").unwrap(),
+            vec![(TlsKind::TcpTicket, 1)]
+        );
         assert!(share("x", 1.5).is_err());
     }
 }

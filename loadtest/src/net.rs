@@ -1,5 +1,6 @@
 //! Connections: TCP (with an optional RST on drop), rustls with a chosen resumption mode,
-//! then hyper's HTTP/1.1 or HTTP/2 client connection chosen by ALPN.
+//! then hyper's HTTP/1.1 or HTTP/2 client connection chosen by ALPN; or QUIC and HTTP/3
+//! (quic.rs), behind the same [`Conn`] and [`Requester`].
 
 use crate::classify::Failure;
 use anyhow::{bail, Context, Result};
@@ -22,6 +23,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
+use crate::quic::{self, Counting, QuicConfig, TicketStore};
+
 /// How a connection's TLS session is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TlsKind {
@@ -35,16 +38,20 @@ pub enum TlsKind {
     Tls12Ticket,
     /// TLS 1.2 resumption by session ID only (the server's session cache).
     Tls12Id,
+    /// TLS 1.3 resumption in which QUIC connections use only tickets that this user's TCP
+    /// connections received (the server shares its ticket keys between the two).
+    TcpTicket,
 }
 
 impl TlsKind {
     /// Every kind, in label order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Full13,
         Self::Full12,
         Self::Tls13,
         Self::Tls12Ticket,
         Self::Tls12Id,
+        Self::TcpTicket,
     ];
 
     /// The label used on the command line and in reports.
@@ -55,6 +62,7 @@ impl TlsKind {
             Self::Tls13 => "tls13",
             Self::Tls12Ticket => "tls12-ticket",
             Self::Tls12Id => "tls12-id",
+            Self::TcpTicket => "tcp-ticket",
         }
     }
 
@@ -73,6 +81,11 @@ impl TlsKind {
     pub fn resumes(self) -> bool {
         !matches!(self, Self::Full13 | Self::Full12)
     }
+
+    /// Whether QUIC (TLS 1.3 only) can use this kind.
+    pub fn quic(self) -> bool {
+        matches!(self, Self::Full13 | Self::Tls13 | Self::TcpTicket)
+    }
 }
 
 /// The HTTP version asked for by ALPN.
@@ -82,6 +95,8 @@ pub enum Proto {
     H1,
     /// HTTP/2 (one multiplexed connection).
     H2,
+    /// HTTP/3 over QUIC (one multiplexed connection).
+    H3,
 }
 
 impl Proto {
@@ -90,7 +105,13 @@ impl Proto {
         match self {
             Self::H1 => "h1",
             Self::H2 => "h2",
+            Self::H3 => "h3",
         }
+    }
+
+    /// Whether one connection carries concurrent requests (HTTP/2, HTTP/3).
+    pub fn multiplexed(self) -> bool {
+        !matches!(self, Self::H1)
     }
 }
 
@@ -115,6 +136,7 @@ pub fn roots(ca: &Path) -> Result<Arc<RootCertStore>> {
 pub struct KindConfigs {
     h1: Arc<ClientConfig>,
     h2: Arc<ClientConfig>,
+    h3: QuicConfig,
 }
 
 impl KindConfigs {
@@ -137,20 +159,38 @@ impl KindConfigs {
         let provider = Arc::new(provider);
         let versions: &[&rustls::SupportedProtocolVersion] = match kind {
             TlsKind::Full13 | TlsKind::Tls13 => &[&rustls::version::TLS13],
+            TlsKind::TcpTicket => &[&rustls::version::TLS13],
             _ => &[&rustls::version::TLS12],
         };
+        let memory: Arc<dyn rustls::client::ClientSessionStore> =
+            Arc::new(ClientSessionMemoryCache::new(64));
+        let tickets = Arc::new(TicketStore::default());
+        // One verifier for TCP and QUIC: rustls resumes only sessions it verified.
+        let verifier = Counting::new(roots);
         let mut base = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .expect("aws-lc-rs supports TLS 1.2 and 1.3")
-            .with_root_certificates(Arc::clone(roots))
+            .dangerous()
+            .with_custom_certificate_verifier(
+                Arc::clone(&verifier) as Arc<dyn rustls::client::danger::ServerCertVerifier>
+            )
             .with_no_client_auth();
         base.resumption = match kind {
             TlsKind::Full13 | TlsKind::Full12 => Resumption::disabled(),
-            TlsKind::Tls13 | TlsKind::Tls12Ticket => {
-                Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)))
-            }
-            TlsKind::Tls12Id => Resumption::store(Arc::new(ClientSessionMemoryCache::new(64)))
+            TlsKind::Tls13 | TlsKind::Tls12Ticket => Resumption::store(Arc::clone(&memory)),
+            TlsKind::Tls12Id => Resumption::store(Arc::clone(&memory))
                 .tls12_resumption(Tls12Resumption::SessionIdOnly),
+            TlsKind::TcpTicket => Resumption::store(tickets.tcp()),
+        };
+        // QUIC shares the TCP store (TLS 1.3 tickets resume on either transport).
+        let h3 = match kind {
+            TlsKind::Full13 | TlsKind::Full12 => QuicConfig::new(&base, &verifier, None, None),
+            TlsKind::Tls13 | TlsKind::Tls12Ticket | TlsKind::Tls12Id => {
+                QuicConfig::new(&base, &verifier, Some(memory), None)
+            }
+            TlsKind::TcpTicket => {
+                QuicConfig::new(&base, &verifier, Some(tickets.quic()), Some(tickets))
+            }
         };
         let mut h1 = base.clone();
         h1.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -159,13 +199,19 @@ impl KindConfigs {
         Self {
             h1: Arc::new(h1),
             h2: Arc::new(h2),
+            h3,
         }
+    }
+
+    /// The QUIC side (HTTP/3).
+    pub fn quic(&self) -> &QuicConfig {
+        &self.h3
     }
 
     fn get(&self, proto: Proto) -> Arc<ClientConfig> {
         Arc::clone(match proto {
             Proto::H1 => &self.h1,
-            Proto::H2 => &self.h2,
+            Proto::H2 | Proto::H3 => &self.h2,
         })
     }
 }
@@ -177,6 +223,8 @@ pub struct Target {
     pub addr: SocketAddr,
     /// SNI / certificate name.
     pub name: ServerName<'static>,
+    /// The same name as text (what quinn takes).
+    pub host: String,
     /// `host[:port]` for Host / :authority.
     pub authority: String,
     /// `https://authority`.
@@ -207,6 +255,7 @@ impl Target {
             Self {
                 addr,
                 name,
+                host: bare.to_owned(),
                 origin: format!("https://{authority}"),
                 authority,
             },
@@ -268,6 +317,7 @@ impl AsyncWrite for Sock {
 enum Sender {
     H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
     H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+    H3(quic::SendRequest),
 }
 
 /// Sends requests on a connection; HTTP/2 connections hand out several (one per stream).
@@ -283,7 +333,8 @@ pub struct Requester {
     served: u32,
 }
 
-type DriverError = Arc<std::sync::Mutex<Option<Failure>>>;
+/// Where a connection's driver leaves the error that ended it.
+pub type DriverError = Arc<std::sync::Mutex<Option<Failure>>>;
 
 /// Runs a hyper connection, keeping its error for the requests that it broke.
 fn drive<F>(conn: F, slot: DriverError) -> JoinHandle<Result<(), hyper::Error>>
@@ -321,9 +372,13 @@ pub struct Conn {
     /// Sends this connection's requests (HTTP/1.1: one at a time).
     pub req: Requester,
     driver: JoinHandle<Result<(), hyper::Error>>,
+    /// TCP: close with an RST. QUIC: close with H3_REQUEST_CANCELLED at once (else the
+    /// request streams are cancelled first and the connection closed with H3_NO_ERROR).
     rst: Arc<AtomicBool>,
     /// The handshake this connection made.
     pub handshake: Handshake,
+    /// The QUIC connection (HTTP/3).
+    quic: Option<quinn::Connection>,
 }
 
 /// A completed response.
@@ -397,7 +452,7 @@ pub async fn connect_tls(
     })
 }
 
-/// Opens TCP + TLS + HTTP within `timeout`.
+/// Opens TCP + TLS + HTTP within `timeout` (QUIC + HTTP/3 for [`Proto::H3`]).
 pub async fn connect(
     target: &Target,
     configs: &KindConfigs,
@@ -405,6 +460,9 @@ pub async fn connect(
     proto: Proto,
     timeout: Duration,
 ) -> Result<Conn, Failure> {
+    if proto == Proto::H3 {
+        return quic::connect(target, configs.quic(), kind, timeout).await;
+    }
     let TlsConn {
         stream: tls,
         handshake,
@@ -429,6 +487,7 @@ pub async fn connect(
                 .map_err(|e| Failure::from_error("HTTP/2 handshake", &e))?;
             (Sender::H2(s), drive(c, Arc::clone(&driver_error)))
         }
+        Proto::H3 => unreachable!("ALPN over TCP is h2 or http/1.1"),
     };
     Ok(Conn {
         req: Requester {
@@ -440,10 +499,25 @@ pub async fn connect(
         driver,
         rst,
         handshake,
+        quic: None,
     })
 }
 
 impl Requester {
+    /// A requester on an HTTP/3 connection.
+    pub fn h3(
+        send: quic::SendRequest,
+        driver_error: DriverError,
+        local: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            sender: Sender::H3(send),
+            driver_error,
+            local,
+            served: 0,
+        }
+    }
+
     /// Sends GET `path` and reads the whole body; `on_chunk` sees each body chunk's size.
     pub async fn get(
         &mut self,
@@ -455,10 +529,14 @@ impl Requester {
     ) -> Result<Response, Failure> {
         let mut head = false;
         let fut = async {
-            let mut req = http::Request::get(match self.sender {
+            let uri = match &mut self.sender {
                 Sender::H1(_) => path.to_owned(),
                 Sender::H2(_) => format!("{}{path}", target.origin),
-            });
+                Sender::H3(s) => {
+                    return quic::get(s, target, path, accept_encoding, on_chunk, &mut head).await;
+                }
+            };
+            let mut req = http::Request::get(uri);
             if matches!(self.sender, Sender::H1(_)) {
                 req = req.header(http::header::HOST, &target.authority);
             }
@@ -478,6 +556,7 @@ impl Requester {
                     s.ready().await.map_err(|e| Failure::from_error(path, &e))?;
                     s.send_request(req).await
                 }
+                Sender::H3(_) => unreachable!("HTTP/3 returned above"),
             }
             .map_err(|e| Failure::from_error(path, &e))?;
             head = true;
@@ -512,12 +591,19 @@ impl Requester {
             self.served += 1;
         }
         let h2 = matches!(self.sender, Sender::H2(_));
+        let h3 = matches!(self.sender, Sender::H3(_));
         let reused = self.served > 0;
         r.map_err(|mut f| {
             if let Some(local) = self.local {
                 f.detail = format!("{} (client {local})", f.detail);
             }
-            f.retry_safe = !head && retry_safe(&f.class, h2, reused);
+            // quic.rs decides for HTTP/3 (GOAWAY, H3_REQUEST_REJECTED).
+            f.retry_safe = !head
+                && (if h3 {
+                    f.retry_safe
+                } else {
+                    retry_safe(&f.class, h2, reused)
+                });
             f
         })
     }
@@ -550,17 +636,36 @@ fn retry_safe(class: &str, h2: bool, reused: bool) -> bool {
 }
 
 impl Conn {
-    /// A second requester for another concurrent stream (HTTP/2 only).
-    pub fn stream(&self) -> Option<Requester> {
-        match &self.req.sender {
-            Sender::H2(s) => Some(Requester {
-                sender: Sender::H2(s.clone()),
-                driver_error: Arc::clone(&self.req.driver_error),
-                local: self.req.local,
-                served: 0,
-            }),
-            Sender::H1(_) => None,
+    /// An HTTP/3 connection (quic.rs builds it).
+    pub fn h3(
+        req: Requester,
+        driver: JoinHandle<Result<(), hyper::Error>>,
+        hard: Arc<AtomicBool>,
+        handshake: Handshake,
+        quic: quinn::Connection,
+    ) -> Self {
+        Self {
+            req,
+            driver,
+            rst: hard,
+            handshake,
+            quic: Some(quic),
         }
+    }
+
+    /// A second requester for another concurrent stream (HTTP/2 and HTTP/3).
+    pub fn stream(&self) -> Option<Requester> {
+        let sender = match &self.req.sender {
+            Sender::H2(s) => Sender::H2(s.clone()),
+            Sender::H3(s) => Sender::H3(s.clone()),
+            Sender::H1(_) => return None,
+        };
+        Some(Requester {
+            sender,
+            driver_error: Arc::clone(&self.req.driver_error),
+            local: self.req.local,
+            served: 0,
+        })
     }
 
     /// Whether another request can go out on this connection.
@@ -569,23 +674,40 @@ impl Conn {
             && match &self.req.sender {
                 Sender::H1(s) => !s.is_closed(),
                 Sender::H2(s) => !s.is_closed(),
+                Sender::H3(_) => self
+                    .quic
+                    .as_ref()
+                    .is_some_and(|q| q.close_reason().is_none()),
             }
     }
 
-    /// A handle that cuts this connection from elsewhere (see [`Conn::abort`]).
-    pub fn killer(&self) -> (tokio::task::AbortHandle, Arc<AtomicBool>) {
-        (self.driver.abort_handle(), Arc::clone(&self.rst))
+    /// A handle that cuts this connection from elsewhere (see [`Conn::abort`]); true when
+    /// it is a QUIC connection.
+    pub fn killer(&self) -> (tokio::task::AbortHandle, Arc<AtomicBool>, bool) {
+        (
+            self.driver.abort_handle(),
+            Arc::clone(&self.rst),
+            self.quic.is_some(),
+        )
     }
 
     /// Closes like a browser abandoning the page: the socket goes at once, without
-    /// close_notify, with a TCP RST when `reset`.
+    /// close_notify, with a TCP RST when `reset` (QUIC: CONNECTION_CLOSE, with
+    /// H3_REQUEST_CANCELLED when `reset`).
     pub fn abort(self, reset: bool) {
         self.rst.store(reset, Ordering::Relaxed);
         self.driver.abort();
     }
 
-    /// Closes cleanly (close_notify, FIN) and returns the driver's outcome.
+    /// Closes cleanly (close_notify, FIN; QUIC: CONNECTION_CLOSE H3_NO_ERROR) and returns
+    /// the driver's outcome.
     pub async fn close(self, timeout: Duration) -> Result<(), Failure> {
+        if let Some(q) = &self.quic {
+            drop(self.req);
+            self.driver.abort();
+            q.close(quinn::VarInt::from_u32(0x100), b"");
+            return Ok(());
+        }
         drop(self.req);
         match tokio::time::timeout(timeout, self.driver).await {
             Err(_) => Ok(()), // the server may keep the socket half-open; not a fault

@@ -1,6 +1,8 @@
 //! The refresh storm: virtual users loop browser-like page loads (index.html, then every
 //! asset in parallel), verify every byte, and abandon a share of loads mid-body the way a
-//! browser does on F5.
+//! browser does on F5. Over HTTP/3 a cut either cancels the load's request streams
+//! (STOP_SENDING H3_REQUEST_CANCELLED, then the connection closes with H3_NO_ERROR) or, for
+//! the `--rst-share`, drops the connection at once (CONNECTION_CLOSE H3_REQUEST_CANCELLED).
 
 use crate::classify::Failure;
 use crate::net::{self, Conn, KindConfigs, Proto, Requester, Target, TlsKind};
@@ -91,7 +93,7 @@ struct User {
 
 /// The connections a page load opened, so that an abort can cut them all.
 #[derive(Default)]
-struct Killers(Mutex<Vec<(AbortHandle, Arc<AtomicBool>)>>);
+struct Killers(Mutex<Vec<(AbortHandle, Arc<AtomicBool>, bool)>>);
 
 impl Killers {
     fn add(&self, c: &Conn) {
@@ -106,13 +108,22 @@ impl Killers {
             return (0, 0);
         };
         let (mut n, mut rst) = (0, 0);
-        for (abort, flag) in g.drain(..) {
+        for (abort, flag, quic) in g.drain(..) {
             if abort.is_finished() {
                 continue;
             }
             let reset = rng.f64() < rst_share;
             flag.store(reset, Ordering::Relaxed);
-            abort.abort();
+            if quic && !reset {
+                // The request streams are cancelled when the load's tasks drop (quic.rs
+                // `Cancel`); the connection closes just after, so that the resets go first.
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    abort.abort();
+                });
+            } else {
+                abort.abort();
+            }
             n += 1;
             rst += u64::from(reset);
         }
@@ -294,16 +305,26 @@ impl User {
         }
     }
 
-    fn pick_kind(&mut self, opts: &Options) -> TlsKind {
-        let total: u32 = opts.kinds.iter().map(|(_, w)| w).sum();
-        let mut x = self.rng.u32(0..total.max(1));
-        for (k, w) in &opts.kinds {
+    /// A kind by weight; for HTTP/3 only among the TLS 1.3 kinds (tls13 when none).
+    fn pick_kind(&mut self, opts: &Options, proto: Proto) -> TlsKind {
+        let usable = |k: &TlsKind| proto != Proto::H3 || k.quic();
+        let total: u32 = opts
+            .kinds
+            .iter()
+            .filter(|(k, _)| usable(k))
+            .map(|(_, w)| w)
+            .sum();
+        if total == 0 {
+            return TlsKind::Tls13;
+        }
+        let mut x = self.rng.u32(0..total);
+        for (k, w) in opts.kinds.iter().filter(|(k, _)| usable(k)) {
             if x < *w {
                 return *k;
             }
             x -= w;
         }
-        opts.kinds[0].0
+        TlsKind::Tls13
     }
 
     async fn close_pool(&mut self, opts: &Options, stats: &Stats) {
@@ -318,8 +339,8 @@ impl User {
 
     /// One page load; false when it failed.
     async fn page_load(&mut self, opts: &Arc<Options>, stats: &Arc<Stats>) -> bool {
-        let kind = self.pick_kind(opts);
-        let proto = opts.protos[self.rng.usize(0..opts.protos.len())];
+        let mut proto = opts.protos[self.rng.usize(0..opts.protos.len())];
+        let kind = self.pick_kind(opts, proto);
         let abort = self.rng.f64() < opts.abort_share;
         let route = if self.rng.u8(0..8) == 0 {
             DEEP_ROUTES[self.rng.usize(0..DEEP_ROUTES.len())].to_owned()
@@ -327,6 +348,20 @@ impl User {
             opts.path.clone()
         };
         let reuse = self.rng.f64() < opts.reuse;
+        // Kinds that only HTTP/3 adds (tls13 as the fallback) get their configuration now.
+        self.configs
+            .entry(kind)
+            .or_insert_with(|| KindConfigs::new(&opts.roots, kind));
+        // tcp-ticket over HTTP/3 with no ticket from TCP: this load goes over HTTP/2 and
+        // brings the tickets the next ones resume QUIC with.
+        let pooled_h3 = reuse && self.pool.as_ref().is_some_and(|p| p.proto == Proto::H3);
+        if proto == Proto::H3
+            && kind == TlsKind::TcpTicket
+            && !pooled_h3
+            && !self.configs[&kind].quic().has_tcp_ticket(&opts.target.name)
+        {
+            proto = Proto::H2;
+        }
         let mut conns = Vec::new();
         match self.pool.take() {
             Some(p) if reuse && p.proto == proto => {
@@ -418,7 +453,7 @@ async fn fetch_page(
     let assets = load.opts.site.assets.clone();
     let mut tasks: JoinSet<Option<Conn>> = JoinSet::new();
     let mut kept = Vec::new();
-    if first.handshake.proto == Proto::H2 {
+    if first.handshake.proto.multiplexed() {
         for path in assets {
             if let Some(mut req) = first.stream() {
                 let (load, again) = (Arc::clone(&load), again.clone());
