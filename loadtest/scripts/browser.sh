@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
     --timeout) BROWSER_TIMEOUT=$2; shift 2 ;;
     --protocols) BROWSER_PROTOCOLS=$2; shift 2 ;;
     --seed) BROWSER_SEED=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
