@@ -2,6 +2,7 @@
 //
 //   node refresh.mjs --url https://127.0.0.1:PORT/ --ca certs/dev/ca.pem \
 //        [--reloads 320] [--tabs 4] [--timeout 240] [--protocols h2,h1,h3] [--seed N]
+//        [--resume-after S]
 //
 // The dev CA must already be trusted through the NSS database under $HOME/.pki/nssdb
 // (loadtest/scripts/browser.sh sets that up). No --ignore-certificate-errors, no SPKI pins,
@@ -22,7 +23,10 @@
 // the run, as does a response >= 400, a JS error, a crash, or an app that is not ready
 // after the final load in every tab. The protocol of every response, as the browser's own
 // network log reports it (DevTools Network.responseReceived: response.protocol), must be
-// the tab's: "h3", "h2" or "http/1.1". Only loopback URLs are accepted.
+// the tab's: "h3", "h2" or "http/1.1". With --resume-after S, every tab then waits S
+// seconds without a request (longer than the server's --idle-timeout, so the server closes
+// the connections) and loads the app once more, over new connections that resume the TLS
+// session (a QUIC resumption for the h3 tabs). Only loopback URLs are accepted.
 
 import { chromium } from 'playwright-core';
 import { X509Certificate } from 'node:crypto';
@@ -44,6 +48,7 @@ function parseArgs(argv) {
     seed: Number(env.BROWSER_SEED || Date.now() % 1000000),
     chromium: env.CHROMIUM || '/usr/bin/chromium',
     negative: (env.BROWSER_NEGATIVE_CHECK || '1') !== '0',
+    resumeAfter: Number(env.BROWSER_RESUME_AFTER || 0),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -61,8 +66,9 @@ function parseArgs(argv) {
       case '--seed': o.seed = Number(v()); break;
       case '--chromium': o.chromium = v(); break;
       case '--no-negative-check': o.negative = false; break;
+      case '--resume-after': o.resumeAfter = Number(v()); break;
       case '-h': case '--help':
-        console.log('usage: node refresh.mjs --url https://127.0.0.1:PORT/ --ca CA.pem [--reloads N] [--tabs N] [--timeout S] [--protocols h2,h1,h3] [--seed N] [--no-negative-check]');
+        console.log('usage: node refresh.mjs --url https://127.0.0.1:PORT/ --ca CA.pem [--reloads N] [--tabs N] [--timeout S] [--protocols h2,h1,h3] [--seed N] [--no-negative-check] [--resume-after S]');
         process.exit(0);
         break;
       default: throw new Error(`unknown argument ${a}`);
@@ -77,6 +83,7 @@ function parseArgs(argv) {
   for (const [k, n] of [['reloads', o.reloads], ['tabs', o.tabs], ['timeout', o.timeout]]) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${k} must be a positive integer`);
   }
+  if (!Number.isInteger(o.resumeAfter) || o.resumeAfter < 0) throw new Error('--resume-after must be a whole number of seconds');
   o.protocols = o.protocols.map((p) => p.trim()).filter(Boolean);
   for (const p of o.protocols) if (!(p in WIRE_PROTOCOL)) throw new Error(`--protocols: unknown ${p} (h2, h1, h3)`);
   if (o.protocols.length === 0) throw new Error('--protocols is empty');
@@ -402,7 +409,7 @@ async function runTab(st, quota, deadline, rand) {
   return done;
 }
 
-async function finalCheck(st) {
+async function finalCheck(st, kind = 'final_load') {
   // A last full load of the app root; the app's JS must run (data-app="ready", "App ready").
   // A reload sent by the loop without waiting ("mash") may still be in flight and interrupt
   // this navigation: let it settle, and retry (only) on such an interruption.
@@ -412,14 +419,14 @@ async function finalCheck(st) {
     try {
       const resp = await st.page.goto(opt.urls[st.protocol], { waitUntil: 'load', timeout: 20000 });
       const s = await appReady(st.page, 15000);
-      return { tab: st.tab, protocol: st.protocol, http: resp && resp.status(), app: s.app, status_text: s.status, path: s.path, attempt };
+      return { kind, tab: st.tab, protocol: st.protocol, http: resp && resp.status(), app: s.app, status_text: s.status, path: s.path, attempt };
     } catch (e) {
       last = String(e && e.message).split('\n')[0];
       if (!isSelfInterruption(last) && !/Execution context was destroyed/.test(last)) break;
       await sleep(500);
     }
   }
-  return { tab: st.tab, protocol: st.protocol, error: last };
+  return { kind, tab: st.tab, protocol: st.protocol, error: last };
 }
 
 // ------------------------------------------------------------------ main
@@ -444,7 +451,7 @@ function printSummary(extra) {
   const wire = Object.entries(stats.wire_protocols).map(([p, by]) => `${p} tabs: ${kv(by)}`).join('; ');
   console.log(`protocols:    ${wire || '-'} (the browser's network log); not the tab's protocol: ${stats.wire_mismatches}`);
   console.log(`aborted by our own navigation: ${stats.aborted_by_navigation} requests (net::ERR_ABORTED), ${stats.navigation_interrupted} navigation calls interrupted; ${stats.commands_refused_between_documents} reload commands refused between documents (retried)`);
-  console.log(`app ready:    ${stats.full_loads_app_ready} full loads in the loop; final load: ${(summary.final_loads || []).map((f) => `tab${f.tab}/${f.protocol}=${f.error ? 'ERROR' : `${f.http} ${f.app}`}`).join(' ') || '-'}`);
+  console.log(`app ready:    ${stats.full_loads_app_ready} full loads in the loop; final load: ${(summary.final_loads || []).map((f) => (f.kind === 'load_after_idle' ? 'after idle ' : '') + `tab${f.tab}/${f.protocol}=${f.error ? 'ERROR' : `${f.http} ${f.app}`}`).join(' ') || '-'}`);
   console.log(`errors:       ${errors.length} ${errors.length ? kv(stats.errors_by_text) : ''}`);
   if (errors.length) {
     console.log(`first errors (of ${errors.length}):`);
@@ -509,17 +516,27 @@ async function main() {
 
   const rand = rng(opt.seed);
   const quota = Math.ceil(opt.reloads / opt.tabs);
-  const deadline = Date.now() + Math.max(10, opt.timeout - 45) * 1000; // leave room for the final check
+  // Leave room for the final check (and the idle wait and the load after it).
+  const deadline = Date.now() + Math.max(10, opt.timeout - 45 - opt.resumeAfter) * 1000;
   const loopStart = now();
   const rands = tabs.map(() => rng(Math.floor(rand() * 2 ** 32)));
   await Promise.all(tabs.map((st, i) => runTab(st, quota, deadline, rands[i])));
   const loopSeconds = (now() - loopStart) / 1000;
   console.log(`loop: ${stats.reloads} reloads in ${loopSeconds.toFixed(1)} s over ${tabs.length} tabs`);
 
-  const finals = await Promise.all(tabs.map(finalCheck));
+  const finals = await Promise.all(tabs.map((st) => finalCheck(st)));
+  if (opt.resumeAfter > 0 && Date.now() + (opt.resumeAfter + 25) * 1000 < T0 + opt.timeout * 1000) {
+    // A user coming back to the tab: the server has closed the idle connections (GOAWAY
+    // then CONNECTION_CLOSE over QUIC); the load opens new ones, resuming the TLS session.
+    console.log(`idle: ${opt.resumeAfter} s without a request, then one more load in every tab`);
+    await sleep(opt.resumeAfter * 1000);
+    finals.push(...await Promise.all(tabs.map((st) => finalCheck(st, 'load_after_idle'))));
+  } else if (opt.resumeAfter > 0) {
+    addError(-1, 'load_after_idle', `no time left for the load after ${opt.resumeAfter} s idle`, '');
+  }
   for (const f of finals) {
     if (f.error || f.app !== 'ready' || f.http !== 200 || f.status_text !== 'App ready') {
-      addError(f.tab, 'final_load', `app not ready after the final load: ${f.error || JSON.stringify(f)}`, opt.urls[f.protocol]);
+      addError(f.tab, f.kind, `app not ready after the ${f.kind === 'final_load' ? 'final load' : 'load after idle'}: ${f.error || JSON.stringify(f)}`, opt.urls[f.protocol]);
     }
   }
   // Let late events (requestfailed of the last loads) arrive before counting.
