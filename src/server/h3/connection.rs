@@ -109,14 +109,17 @@ async fn handshake(
                     let _handshaking = handshaking;
                     // The gate opens only on a completed handshake: a replayed flight
                     // never completes one, so what waits behind it is never served.
+                    // The future's value says nothing on a server (quinn-proto sets
+                    // `accepted_0rtt` only on clients, so it is always false here): it
+                    // resolves when the handshake completes or the connection ends, and
+                    // only in the second case is there a close reason.
                     match tokio::time::timeout(deadline, accepted).await {
-                        Ok(true) => {
-                            Metrics::inc(&shared.metrics.h3_handshakes);
-                            let _ = tx.send(true);
-                        }
-                        Ok(false) => match conn2.close_reason() {
+                        Ok(_) => match conn2.close_reason() {
+                            None => {
+                                Metrics::inc(&shared.metrics.h3_handshakes);
+                                let _ = tx.send(true);
+                            }
                             Some(e) => handshake_failed(&shared, peer, &e),
-                            None => shared.metrics.failure(FailureClass::ProtocolError),
                         },
                         Err(_) => {
                             shared.metrics.failure(FailureClass::Timeout);
