@@ -142,6 +142,8 @@ pub struct ServeArgs {
 
     /// Accept TLS 1.3 early data (0-RTT) on HTTP/3 resumptions, for GET and HEAD only (other
     /// methods wait for the handshake to finish). Off by default: early data can be replayed.
+    /// QUIC then resumes from this process's session cache (single-use tickets), not the
+    /// ticket key ring: TCP tickets and --ticket-key-file no longer resume QUIC.
     #[arg(long = "http3-0rtt", env = "RAMPART_HTTP3_0RTT")]
     pub http3_0rtt: bool,
 
