@@ -339,6 +339,7 @@ impl Config {
                     redirects: self.file_sections.redirects.clone(),
                 }),
                 keep_old_assets: self.keep_old_assets,
+                alt_svc: None,
             },
         }
     }

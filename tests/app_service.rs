@@ -105,6 +105,7 @@ fn options(root: &Path) -> SiteOptions {
             security: SecurityHeaders::new(31_536_000),
             rules: Default::default(),
             keep_old_assets: std::time::Duration::from_secs(86_400),
+            alt_svc: None,
         },
     }
 }

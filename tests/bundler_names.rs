@@ -78,6 +78,7 @@ fn service(root: &Path) -> AssetService {
             security: SecurityHeaders::new(31_536_000),
             rules: Default::default(),
             keep_old_assets: std::time::Duration::ZERO,
+            alt_svc: None,
         },
     };
     AssetService::new(Site::load(options).expect("the build root loads"))

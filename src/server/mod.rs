@@ -133,14 +133,6 @@ impl Server {
             Arc::clone(&ticket_keys),
         )?;
 
-        let options = config.site_options();
-        let site = tokio::task::spawn_blocking(move || Site::load(options))
-            .await
-            .map_err(|e| Error::Other {
-                context: "loading assets".into(),
-                source: std::io::Error::other(e),
-            })??;
-
         let metrics = Arc::new(Metrics::default());
         let h3_settings = Arc::new(h3::Settings {
             handshake_timeout: config.handshake_timeout,
@@ -206,6 +198,17 @@ impl Server {
         if let Some(addr) = config.http_listen {
             listeners.push((listen::bind(addr, "--http-listen", reuse)?, Kind::Redirect));
         }
+        // Loaded once the ports are known: the Alt-Svc header every HTTPS listener shares
+        // goes into the asset table, so that a response carries it without a per-request
+        // insertion (connections still add their own where listeners differ).
+        let mut options = config.site_options();
+        options.build.alt_svc = alt_svc.common();
+        let site = tokio::task::spawn_blocking(move || Site::load(options))
+            .await
+            .map_err(|e| Error::Other {
+                context: "loading assets".into(),
+                source: std::io::Error::other(e),
+            })??;
         let admin = config
             .metrics_listen
             .map(|addr| admin::bind(addr, reuse))

@@ -218,7 +218,9 @@ async fn serve(
                 sni,
             })
         }),
-        alt_svc: None,
+        // The same advertisement as on TCP (RFC 7838 allows it on any version), so that a
+        // 404 over HTTP/3 has the headers of a 404 over HTTP/2.
+        alt_svc: shared.alt_svc.common(),
     };
     let built = h3::server::builder()
         .max_field_section_size(settings.max_field_section)
