@@ -84,12 +84,19 @@ impl fmt::Display for Report {
     }
 }
 
-/// Every check of `rampart check`: settings, root, certificate, names, ticket key file, and
-/// whether each listen address can be bound now.
+/// Every check of `rampart check`: settings, root, certificate, names, ticket key file,
+/// whether each listen address can be bound now, and what the kernel offers for TLS.
 #[must_use]
 pub fn report(config: &Config) -> Report {
     let mut report = startup_report(config);
     probe_listeners(config, &mut report);
+    report.ok(
+        "kernel TLS",
+        format!(
+            "{}; rampart encrypts every connection in user space (rustls)",
+            crate::tls::kernel::KernelTls::probe()
+        ),
+    );
     report
 }
 

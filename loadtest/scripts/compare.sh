@@ -26,6 +26,9 @@
 #   tls-full    full TLS 1.3 handshakes, a new connection per request, no resumption:
 #               loadtest handshake -c 16 -> handshakes/s (client JSON: 0 resumed)
 #   tls-resume  the same with session resumption (--resume; client JSON: ~all resumed)
+#   tls-full-pq full TLS 1.3 handshakes offering only X25519MLKEM768 (the post-quantum hybrid
+#               browsers send first): loadtest handshake --kx x25519mlkem768 (rampart only:
+#               Debian's nginx and OpenSSL 3.0 lack ML-KEM)
 #   big         32 MiB random file (big.bin), HTTP/1.1, 4 keep-alive connections: wrk -t1 -c4
 #               -> MB/s (10^6 bytes; wrk decrypts with less CPU than loadtest bench does)
 #   idle        memory per idle TLS keep-alive connection: loadtest idle -c 5000; the server's
@@ -43,7 +46,14 @@
 #   The h3-* rows run on rampart and Caddy only (`--servers caddy,rampart`; Debian's caddy,
 #   installed when missing, serves h1/h2/h3 with the same certificate, files and core,
 #   GOMAXPROCS=1; Caddyfile: loadtest/compare/Caddyfile.in); the other rows skip Caddy.
-# and, after the rounds, a scaling check (COMPARE_SCALING=0 skips): rampart --workers 2
+# and, after the rounds, the cryptographic floor on the server's core (COMPARE_FLOOR=0 skips):
+# `loadtest floor` (the aws-lc-rs primitives rampart's rustls calls: ECDSA P-256 sign, X25519
+# key pair and agreement, ML-KEM-768 encapsulation, AES-128-GCM on 16 KiB records) and
+# `openssl speed` (ecdsap256, ecdhx25519, aes-128-gcm); full handshake floor = signature +
+# key pair + agreement (openssl: signature + 2 X25519 operations), resumed = key pair +
+# agreement, large file = the cipher per MB; the report divides the servers' CPU per
+# handshake and per MB by them;
+# and a scaling check (COMPARE_SCALING=0 skips): rampart --workers 2
 # unpinned vs --workers 1 pinned, h1-small; the ratio of the req/s medians.
 #
 # Server CPU: utime+stime from /proc/PID/stat (nginx: master + worker) before and after each
@@ -88,9 +98,10 @@ DURATION=${COMPARE_DURATION:-8}
 ROUNDS=${COMPARE_ROUNDS:-3}
 IDLE_CONNS=${COMPARE_IDLE_CONNS:-5000}
 IDLE_HOLD=${COMPARE_IDLE_HOLD:-4}
-SCENARIOS=${COMPARE_SCENARIOS:-h1-small,h1-gzip,h2-small,tls-full,tls-resume,big,idle,spa}
+SCENARIOS=${COMPARE_SCENARIOS:-h1-small,h1-gzip,h2-small,tls-full,tls-resume,tls-full-pq,big,idle,spa}
 SERVERS=${COMPARE_SERVERS:-nginx,sws,rampart}
 SCALING=${COMPARE_SCALING:-1}
+FLOOR=${COMPARE_FLOOR:-1}
 SERVER_CORE=${COMPARE_SERVER_CORE:-0}
 CLIENT_CORE=${COMPARE_CLIENT_CORE:-1}
 PORT_BASE=${COMPARE_PORT_BASE:-19441}
@@ -115,7 +126,7 @@ case "$DURATION" in ''|*[!0-9]*) echo "compare.sh: duration must be whole second
 IFS=, read -r -a SCEN_LIST <<<"$SCENARIOS"
 IFS=, read -r -a SRV_LIST <<<"$SERVERS"
 for s in "${SCEN_LIST[@]}"; do
-  case "$s" in h1-small|h1-gzip|h2-small|tls-full|tls-resume|big|idle|spa|h3-small|h3-big|h3-full|h3-resume) ;;
+  case "$s" in h1-small|h1-gzip|h2-small|tls-full|tls-resume|tls-full-pq|big|idle|spa|h3-small|h3-big|h3-full|h3-resume) ;;
     *) echo "compare.sh: unknown scenario '$s'" >&2; exit 2 ;; esac
 done
 for s in "${SRV_LIST[@]}"; do
@@ -314,7 +325,7 @@ if [[ " ${SRV_LIST[*]} " == *" caddy "* ]]; then
 fi
 # runs_on SCENARIO SERVER: HTTP/3 rows compare rampart with Caddy only; Caddy runs only those.
 runs_on() {
-  case "$1:$2" in h3-*:rampart|h3-*:caddy) return 0 ;; h3-*:*|*:caddy) return 1 ;; *) return 0 ;; esac
+  case "$1:$2" in h3-*:rampart|h3-*:caddy|tls-full-pq:rampart) return 0 ;; h3-*:*|tls-full-pq:*|*:caddy) return 1 ;; *) return 0 ;; esac
 }
 
 # srv_cmd NAME WORKERS: the server's command line (without taskset).
@@ -450,8 +461,8 @@ measure() {
       local res=(); [ "$sc" = h3-resume ] && res=(--resume)
       timeout "$bound" "${CL[@]}" "$LOADTEST" handshake --http3 --url "$SRV_URL$SMALL" --ca "$CA" -c 16 "${res[@]}" \
         --duration "${DURATION}s" --threads 1 --quiet --json "$json" >"$out" 2>&1 || rc=$? ;;
-    tls-full|tls-resume)
-      local res=(); [ "$sc" = tls-resume ] && res=(--resume)
+    tls-full|tls-resume|tls-full-pq)
+      local res=(); [ "$sc" = tls-resume ] && res=(--resume); [ "$sc" = tls-full-pq ] && res=(--kx x25519mlkem768)
       timeout "$bound" "${CL[@]}" "$LOADTEST" handshake --url "$SRV_URL$SMALL" --ca "$CA" -c 16 "${res[@]}" \
         --duration "${DURATION}s" --threads 1 --quiet --json "$json" >"$out" 2>&1 || rc=$? ;;
     big)
@@ -503,7 +514,7 @@ measure() {
       elif [ "$fail" != 0 ] || [ "$err" != 0 ] || [ "$tmo" != 0 ]; then status=fail; detail="$fail failed, $err errored, $tmo timeout"
       elif [ "$okc" != "$ndone" ] || [ "$ndone" = 0 ] || [ "$c2" != "$ndone" ]; then status=fail; detail="$okc ok of $ndone done ($codes)"
       fi ;;
-    tls-full|tls-resume|spa|h3-*)
+    tls-full|tls-resume|tls-full-pq|spa|h3-*)
       local errs total resumed
       if [ ! -s "$json" ]; then status=fail; detail="loadtest exited $rc without a summary: $(tail -2 "$out" | tr '\n' ' ')"
       else
@@ -652,6 +663,33 @@ if [ "$SCALING" = 1 ] && [[ " ${SRV_LIST[*]} " == *" rampart "* ]]; then
     done
   done
 fi
+# The floor, on the server's core with nothing else running.
+FLOOR_TEXT=""
+if [ "$FLOOR" = 1 ]; then
+  log "the cryptographic floor on core $SERVER_CORE (loadtest floor, openssl speed)"
+  if taskset -c "$SERVER_CORE" "$LOADTEST" floor --time 1s --json "$WORK/floor.json" >"$LOGDIR/floor.log" 2>&1; then
+    ossl=$(taskset -c "$SERVER_CORE" openssl speed -seconds 1 -mr ecdsap256 ecdhx25519 2>/dev/null; \
+           taskset -c "$SERVER_CORE" openssl speed -seconds 1 -mr -evp aes-128-gcm -bytes 16384 2>/dev/null)
+    o_sign=$(awk -F: '/^\+F4:/ && $3 == 256 { printf "%.1f", 1e6 / $4 }' <<<"$ossl")
+    o_x=$(awk -F: '/^\+F5:/ && $3 == 253 { printf "%.1f", 1e6 / $4 }' <<<"$ossl")
+    o_aes=$(awk -F: '/^\+F:/ && $3 == "AES-128-GCM" { printf "%.0f", 1e12 / $4 }' <<<"$ossl")
+    FLOOR_TEXT=$(jq -r --arg os "${o_sign:-}" --arg ox "${o_x:-}" --arg oa "${o_aes:-}" '
+      def f: . * 10 | round / 10;
+      "| primitive (µs) | aws-lc-rs (rampart'"'"'s) | openssl speed |\n|---|---:|---:|\n" +
+      "| ECDSA P-256 signature | \(.ecdsa_p256_sign_us | f) | \($os) |\n" +
+      "| X25519 key pair | \(.x25519_keygen_us | f) | \($ox) |\n" +
+      "| X25519 agreement | \(.x25519_agree_us | f) | \($ox) |\n" +
+      "| ML-KEM-768 encapsulation | \(.mlkem768_encapsulate_us | f) | - |\n" +
+      "| AES-128-GCM, µs per MB | \(.aes128gcm_us_per_mb | round) | \($oa) |\n" +
+      "| **floor: full handshake** | \(.full_handshake_us | f) | \(if $os != "" and $ox != "" then (($os | tonumber) + 2 * ($ox | tonumber) | f) else "-" end) |\n" +
+      "| **floor: full handshake, X25519MLKEM768** | \(.full_handshake_mlkem_us | f) | - |\n" +
+      "| **floor: resumed handshake** | \(.resumed_handshake_us | f) | \(if $ox != "" then (2 * ($ox | tonumber) | f) else "-" end) |\n" +
+      "| **floor: large file, µs per MB** | \(.aes128gcm_us_per_mb | round) | \($oa) |"' "$WORK/floor.json")
+    cp "$WORK/floor.json" "$LOGDIR/floor.json"
+  else
+    FAILURES+=("floor: loadtest floor failed: $(tail -1 "$LOGDIR/floor.log")")
+  fi
+fi
 T_END=$(date +%s)
 
 # ---------------------------------------------------------------- the report
@@ -694,6 +732,7 @@ table() {
     nc = split(scen, sc, ",")
     unit["h1-small"] = "req/s"; unit["h1-gzip"] = "req/s"; unit["h2-small"] = "req/s"
     unit["tls-full"] = "handshakes/s"; unit["tls-resume"] = "handshakes/s"; unit["big"] = "MB/s"
+    unit["tls-full-pq"] = "handshakes/s"; opn["tls-full-pq"] = "hs"
     unit["idle"] = "bytes/conn (lower better)"; unit["spa"] = "page loads/s"
     opn["h1-small"] = "req"; opn["h1-gzip"] = "req"; opn["h2-small"] = "req"; opn["tls-full"] = "hs"
     opn["tls-resume"] = "hs"; opn["big"] = "MB"; opn["spa"] = "page"
@@ -750,6 +789,35 @@ table() {
   }' "$RESULTS"
 }
 
+# floor_ratios: for tls-full, tls-full-pq, tls-resume and big, each server's median CPU µs
+# per operation and its ratio to the aws-lc-rs floor and to the openssl speed floor.
+floor_ratios() {
+  local fl
+  fl=$(jq -r '"\(.full_handshake_us) \(.resumed_handshake_us) \(.aes128gcm_us_per_mb) \(.full_handshake_mlkem_us)"' "$WORK/floor.json")
+  awk -F'\t' -v fl="$fl" -v os="${o_sign:-0}" -v ox="${o_x:-0}" -v oa="${o_aes:-0}" '
+  function median(list,   n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  ($1 == "tls-full" || $1 == "tls-resume" || $1 == "tls-full-pq" || $1 == "big") && $5 > 0 && $9 == "ok" {
+    us[$1 SUBSEP $2] = us[$1 SUBSEP $2] " " 1e6 * $6 / $5; seen[$2] = 1
+  }
+  END {
+    split(fl, f, " ")
+    a["tls-full"] = f[1]; a["tls-resume"] = f[2]; a["big"] = f[3]; a["tls-full-pq"] = f[4]
+    o["tls-full"] = (os > 0 && ox > 0) ? os + 2 * ox : 0; o["tls-resume"] = ox > 0 ? 2 * ox : 0; o["big"] = oa; o["tls-full-pq"] = 0
+    print "| scenario | server | CPU µs per op | / aws-lc-rs floor | / openssl floor |"
+    print "|---|---|---:|---:|---:|"
+    n = split("tls-full tls-full-pq tls-resume big", sc, " ")
+    for (i = 1; i <= n; i++) for (s in seen) {
+      k = sc[i] SUBSEP s; if (!(k in us)) continue
+      m = median(us[k])
+      printf "| %s | %s | %.1f | %.2f | %s |\n", sc[i], s, m, m / a[sc[i]], (o[sc[i]] > 0 ? sprintf("%.2f", m / o[sc[i]]) : "-")
+    }
+  }' "$RESULTS"
+}
+
 scaling() {
   awk -F'\t' '
   function median(list,   n, a, i, j, t) {
@@ -787,6 +855,16 @@ scaling() {
   echo "${CPU_BOUND}%+ CPU; otherwise (marked *, client-bound) the CPU cost ratio peer µs/op ÷ rampart µs/op."
   echo "Memory and latency ratios are peer/rampart. Server CPU = utime+stime of all the server's"
   echo "processes over the measurement's wall time; µs/op = server CPU per request, handshake, MB or page load."
+  if [ -n "$FLOOR_TEXT" ]; then
+    echo
+    echo "## The cryptographic floor (core $SERVER_CORE)"
+    echo
+    echo -e "$FLOOR_TEXT"
+    echo
+    echo "Each server's CPU per operation over the floor (aws-lc-rs / openssl speed):"
+    echo
+    floor_ratios
+  fi
   if [ "$SCALING" = 1 ] && [[ " ${SRV_LIST[*]} " == *" rampart "* ]]; then
     echo
     echo "Scaling: $(scaling) (the client shares the second core on this $NCORES-core machine)"
@@ -800,7 +878,7 @@ scaling() {
     echo
     echo "rampart's own counters (handshakes, failures) after each TLS measurement:"
     echo
-    grep -E '^round [0-9]+ (tls-full|tls-resume|spa):' "$LOGDIR/rampart-counters.log" \
+    grep -E '^round [0-9]+ (tls-full|tls-resume|tls-full-pq|spa):' "$LOGDIR/rampart-counters.log" \
       | sed -E 's/^(round [0-9]+ [a-z-]+): counters (.*)$/- \1: \2/' \
       | awk '{ out = ""; for (i = 1; i <= NF; i++) if ($i !~ /=0$/) out = out " " $i; print substr(out, 2) }' || true
   fi
@@ -826,7 +904,7 @@ scaling() {
   echo "  \`static-web-server --config-file sws.toml --http2 true --http2-tls-cert C --http2-tls-key K --page-fallback index.html --compression false --compression-static true --security-headers false --cache-control-headers false --ignore-hidden-files false --threads-multiplier 1\` (headers from loadtest/compare/sws.toml.in);"
   echo "  \`rampart --cert C --key K --workers 1\`"
   echo "- clients (\`taskset -c $CLIENT_CORE\`): h1-small \`wrk -t1 -c64 -d${DURATION}s --latency URL$SMALL\`; h1-gzip \`wrk -t1 -c64 -d${DURATION}s -H 'Accept-Encoding: gzip' URL$VENDOR\`;"
-  echo "  h2-small \`h2load -t1 -c64 -m10 -D $DURATION URL$SMALL\`; tls-full/tls-resume \`loadtest handshake -c 16 [--resume] --threads 1\`;"
+  echo "  h2-small \`h2load -t1 -c64 -m10 -D $DURATION URL$SMALL\`; tls-full/tls-resume/tls-full-pq \`loadtest handshake -c 16 [--resume | --kx x25519mlkem768] --threads 1\`;"
   echo "  big \`wrk -t1 -c4 -d${DURATION}s URL/big.bin\`; idle \`loadtest idle -c $IDLE_CONNS --hold ${IDLE_HOLD}s --threads 1\`;"
   echo "  spa \`loadtest storm --users 16 --mix h2 --kinds tls13:1 --abort-share 0 --reuse 0 --threads 1\`"
   echo "  h3-small \`loadtest bench --http3 -c 4 -m 32 --threads 1\`; h3-big \`loadtest bench --http3 -c 4 -m 1 --threads 1 URL/big.bin\`; h3-full/h3-resume \`loadtest handshake --http3 -c 16 [--resume] --threads 1\`"

@@ -174,7 +174,7 @@ pub async fn handshakes(
     concurrency: usize,
     kind: TlsKind,
     proto: Proto,
-    cipher: Option<&'static str>,
+    offer: net::Offer,
 ) {
     let budget = Arc::new(Budget {
         deadline: Instant::now() + opts.duration,
@@ -185,7 +185,7 @@ pub async fn handshakes(
     for _ in 0..concurrency {
         let (opts, stats, budget) = (Arc::clone(&opts), Arc::clone(&stats), Arc::clone(&budget));
         // One session store per worker, as one client would have.
-        let configs = KindConfigs::with_cipher(&opts.roots, kind, cipher);
+        let configs = KindConfigs::offering(&opts.roots, kind, offer);
         workers.spawn(async move {
             while budget.take() {
                 match net::connect(&opts.target, &configs, kind, proto, opts.timeout).await {

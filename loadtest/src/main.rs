@@ -9,6 +9,7 @@
 //! - `idle`: many connections held open after one request each (memory per connection).
 //! - `attack`: a bounded denial-of-service attack on a loopback server, with the server's
 //!   CPU and memory read from /proc and a legitimate client fetching throughout.
+//! - `floor`: the cryptographic floor of a handshake and of a large file on this core.
 //!
 //! Exit status: 0 when no server-fault error occurred (attack: the server kept every
 //! limit), 1 when one did, 2 on a usage or setup error.
@@ -16,6 +17,7 @@
 mod attack;
 mod bench;
 mod classify;
+mod floor;
 mod net;
 mod quic;
 mod report;
@@ -55,6 +57,19 @@ enum Command {
     Idle(IdleArgs),
     /// A bounded denial-of-service attack on a loopback server; reports its CPU and memory.
     Attack(AttackArgs),
+    /// Times the cryptography a TLS 1.3 handshake and a large file need (aws-lc-rs, this
+    /// core): the floor a server's CPU per handshake and per MB is measured against.
+    Floor(FloorArgs),
+}
+
+#[derive(Args)]
+struct FloorArgs {
+    /// Time per primitive.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    time: Duration,
+    /// Write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -233,6 +248,10 @@ struct HandshakeArgs {
     /// (rustls' and OpenSSL's own first choice), chacha20; default: rustls' list.
     #[arg(long, value_parser = ["aes128", "aes256", "chacha20"])]
     cipher: Option<String>,
+    /// Offer only this key exchange: x25519, x25519mlkem768 (the post-quantum hybrid that
+    /// browsers send first), p256; default: rustls' list (X25519 first).
+    #[arg(long, value_parser = ["x25519", "x25519mlkem768", "p256"])]
+    kx: Option<String>,
     /// Stop after this many handshakes.
     #[arg(long, short = 'n')]
     requests: Option<u64>,
@@ -429,7 +448,10 @@ fn run(cli: Cli) -> Result<bool> {
                 a.concurrency.max(1),
                 kind,
                 proto,
-                cipher,
+                net::Offer {
+                    cipher,
+                    kx: a.kx.as_deref().map(net::Kx::from_flag),
+                },
             );
             drive(&a.common, "handshake", a.concurrency, stats, work)
         }
@@ -447,6 +469,15 @@ fn run(cli: Cli) -> Result<bool> {
             drive(&a.common, "idle", a.connections, stats, work)
         }
         Command::Attack(a) => attack(a),
+        Command::Floor(a) => {
+            let floor = floor::measure(a.time)?;
+            println!("{floor}");
+            if let Some(path) = a.json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&floor)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            Ok(true)
+        }
     }
 }
 

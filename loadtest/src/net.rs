@@ -132,6 +132,45 @@ pub fn roots(ca: &Path) -> Result<Arc<RootCertStore>> {
 }
 
 /// One client configuration per HTTP version, sharing a session store (per user and kind).
+/// A key exchange group the client offers alone (`handshake --kx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kx {
+    X25519,
+    /// The post-quantum hybrid browsers send first (ML-KEM-768 + X25519).
+    X25519MlKem768,
+    P256,
+}
+
+impl Kx {
+    /// From the flag's value (`x25519`, `x25519mlkem768`, `p256`; clap checks the list).
+    pub fn from_flag(flag: &str) -> Self {
+        match flag {
+            "x25519mlkem768" => Self::X25519MlKem768,
+            "p256" => Self::P256,
+            _ => Self::X25519,
+        }
+    }
+
+    fn group(self) -> &'static dyn rustls::crypto::SupportedKxGroup {
+        use rustls::crypto::aws_lc_rs::kx_group;
+        match self {
+            Self::X25519 => kx_group::X25519,
+            Self::X25519MlKem768 => kx_group::X25519MLKEM768,
+            Self::P256 => kx_group::SECP256R1,
+        }
+    }
+}
+
+/// What the client offers instead of rustls' defaults: one cipher suite (the suites whose
+/// name contains `cipher`: `AES_128_GCM`, `AES_256_GCM`, `CHACHA20`; servers that follow the
+/// client's order, rustls' default, then use it, as they would for a browser that prefers
+/// it) and one key exchange group (its key share is the one sent: no HelloRetryRequest).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offer {
+    pub cipher: Option<&'static str>,
+    pub kx: Option<Kx>,
+}
+
 #[derive(Clone)]
 pub struct KindConfigs {
     h1: Arc<ClientConfig>,
@@ -142,19 +181,19 @@ pub struct KindConfigs {
 impl KindConfigs {
     /// Builds the configs for `kind` with a fresh session store.
     pub fn new(roots: &Arc<RootCertStore>, kind: TlsKind) -> Self {
-        Self::with_cipher(roots, kind, None)
+        Self::offering(roots, kind, Offer::default())
     }
 
-    /// Like [`KindConfigs::new`], offering only the cipher suites whose name contains
-    /// `cipher` (`AES_128_GCM`, `AES_256_GCM`, `CHACHA20`): servers that follow the
-    /// client's order (rustls' default) then use it, as they would for a browser that
-    /// prefers it.
-    pub fn with_cipher(roots: &Arc<RootCertStore>, kind: TlsKind, cipher: Option<&str>) -> Self {
+    /// Like [`KindConfigs::new`], offering only what `offer` names.
+    pub fn offering(roots: &Arc<RootCertStore>, kind: TlsKind, offer: Offer) -> Self {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        if let Some(want) = cipher {
+        if let Some(want) = offer.cipher {
             provider
                 .cipher_suites
                 .retain(|s| format!("{:?}", s.suite()).contains(want));
+        }
+        if let Some(kx) = offer.kx {
+            provider.kx_groups = vec![kx.group()];
         }
         let provider = Arc::new(provider);
         let versions: &[&rustls::SupportedProtocolVersion] = match kind {

@@ -376,6 +376,10 @@ impl Server {
             },
             shared.tokens.graceful.child_token(),
         );
+        tracing::info!(
+            kernel_tls = %tls::kernel::KernelTls::probe(),
+            "TLS records are encrypted in user space (rustls) on every connection"
+        );
         let mut loops = Vec::new();
         for (listener, kind) in listeners {
             if let Ok(addr) = listener.local_addr() {

@@ -9,6 +9,7 @@
 
 pub mod devcert;
 pub mod inspect;
+pub mod kernel;
 pub mod reload;
 pub mod session_cache;
 pub mod source;
