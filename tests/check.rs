@@ -449,6 +449,18 @@ fn an_http3_port_in_use_on_udp_is_an_error_and_no_http3_skips_it() {
     let o = rampart(&off, dir.path(), &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!text(&o).contains("UDP"), "{}", text(&o));
+    // What the kernel offers for TLS, whatever this machine's kernel is.
+    assert!(
+        text(&o)
+            .lines()
+            .any(|l| l.starts_with("ok     kernel TLS: ")
+                && (l.contains("has TLS loaded")
+                    || l.contains("as a module")
+                    || l.contains("has no TLS"))
+                && l.ends_with("rampart encrypts every connection in user space (rustls)")),
+        "{}",
+        text(&o)
+    );
     // --http3-listen moves HTTP/3 off the --listen port.
     let mut moved = args.to_vec();
     moved.extend(["--http3-listen", "127.0.0.1:0"]);
