@@ -13,24 +13,13 @@ use http::response::Parts;
 use http::{Method, StatusCode};
 use rampart::app::assets::decompress;
 use rampart::app::encoding::Encoding;
-use support::h3client::{H3Client, H3Conn};
+use support::h3client::{connect as h3, content_length, get_with, header as h, H3Client};
 use support::{random_bytes, TestServer, H2};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT: &str = "public, max-age=300, must-revalidate";
 /// The hashed script of the demo app (12 KB of text: it has compressed variants).
 const APP_JS: &str = "/assets/app.3dd227a0.js";
-
-fn h<'a>(p: &'a Parts, name: &str) -> Option<&'a str> {
-    p.headers.get(name).map(|v| v.to_str().unwrap())
-}
-
-fn content_length(p: &Parts) -> usize {
-    h(p, "content-length")
-        .expect("Content-Length")
-        .parse()
-        .unwrap()
-}
 
 /// A server over a copy of the demo app to which `files` adds.
 /// (The directory goes with the server.)
@@ -40,21 +29,6 @@ async fn with_files(files: impl FnOnce(&std::path::Path)) -> (TestServer, tempfi
     support::copy_tree(&support::www(), &root);
     files(&root);
     (TestServer::start(move |c| c.root = root).await, dir)
-}
-
-/// A new HTTP/3 connection to `server`.
-async fn h3(server: &TestServer) -> H3Conn {
-    let client = H3Client::new(&server.ca);
-    client
-        .connect(server.h3_addr.expect("HTTP/3 on"))
-        .await
-        .unwrap()
-}
-
-async fn get_with(conn: &mut H3Conn, path: &str, headers: &[(&str, &str)]) -> (Parts, Vec<u8>) {
-    let a = conn.request(Method::GET, path, headers).await.unwrap();
-    assert_eq!(a.parts.version, http::Version::HTTP_3, "{path}");
-    (a.parts, a.body.to_vec())
 }
 
 fn assert_security_headers(p: &Parts, what: &str) {

@@ -8,40 +8,13 @@ mod support;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use http::response::Parts;
-use http::{Method, StatusCode};
-use support::h3client::{H3Client, H3Conn};
+use http::StatusCode;
+use support::h3client::{connect as h3, content_length, get_with, header as h, H3Client};
 use support::{random_bytes, TestServer, H2};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The hashed script of the demo app.
 const APP_JS: &str = "/assets/app.3dd227a0.js";
-
-fn h<'a>(p: &'a Parts, name: &str) -> Option<&'a str> {
-    p.headers.get(name).map(|v| v.to_str().unwrap())
-}
-
-fn content_length(p: &Parts) -> usize {
-    h(p, "content-length")
-        .expect("Content-Length")
-        .parse()
-        .unwrap()
-}
-
-/// A new HTTP/3 connection to `server`.
-async fn h3(server: &TestServer) -> H3Conn {
-    let client = H3Client::new(&server.ca);
-    client
-        .connect(server.h3_addr.expect("HTTP/3 on"))
-        .await
-        .unwrap()
-}
-
-async fn get_with(conn: &mut H3Conn, path: &str, headers: &[(&str, &str)]) -> (Parts, Vec<u8>) {
-    let a = conn.request(Method::GET, path, headers).await.unwrap();
-    assert_eq!(a.parts.version, http::Version::HTTP_3, "{path}");
-    (a.parts, a.body.to_vec())
-}
 
 /// Reads one response's body to the end.
 async fn read_body(

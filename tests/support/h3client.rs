@@ -285,3 +285,39 @@ impl rustls::client::ClientSessionStore for TicketStore {
         self.inner.take_tls13_ticket(name)
     }
 }
+
+/// A header's value as text, if the response has it.
+pub fn header<'a>(p: &'a http::response::Parts, name: &str) -> Option<&'a str> {
+    p.headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+/// The response's `Content-Length`.
+pub fn content_length(p: &http::response::Parts) -> usize {
+    header(p, "content-length")
+        .expect("Content-Length")
+        .parse()
+        .unwrap()
+}
+
+/// A new HTTP/3 connection to `server`.
+pub async fn connect(server: &super::TestServer) -> H3Conn {
+    let client = H3Client::new(&server.ca);
+    client
+        .connect(server.h3_addr.expect("HTTP/3 on"))
+        .await
+        .unwrap()
+}
+
+/// A GET with `headers` over `conn`, answered over HTTP/3: the head and the whole body.
+pub async fn get_with(
+    conn: &mut H3Conn,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::response::Parts, Vec<u8>) {
+    let a = conn
+        .request(http::Method::GET, path, headers)
+        .await
+        .unwrap();
+    assert_eq!(a.parts.version, http::Version::HTTP_3, "{path}");
+    (a.parts, a.body.to_vec())
+}
