@@ -144,8 +144,8 @@ async fn content_length_with_transfer_encoding_gets_400_and_the_connection_close
 // ---- HTTP/2 by hand ------------------------------------------------------------------
 
 use support::h2raw::{
-    frame, header_block as hpack, Frame, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS,
-    RST_STREAM, SETTINGS, WINDOW_UPDATE,
+    frame, header_block as hpack, huffman_digits, Frame, DATA, END_HEADERS, END_STREAM, GOAWAY,
+    HEADERS, RST_STREAM, SETTINGS, WINDOW_UPDATE,
 };
 
 const NO_ERROR: u32 = 0x0;
@@ -288,30 +288,6 @@ fn status(block: &[u8]) -> u16 {
         }
         b => panic!("unexpected first field {b:#x} in {block:?}"),
     }
-}
-
-/// Decodes an HPACK Huffman string of digits (RFC 7541 appendix B: '0'-'2' are the 5-bit
-/// codes 0-2, '3'-'9' the 6-bit codes 0x19-0x1f; the padding is 1 bits).
-fn huffman_digits(bytes: &[u8]) -> String {
-    let bits: Vec<u8> = bytes
-        .iter()
-        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
-        .collect();
-    let take = |at: usize, n: usize| bits[at..at + n].iter().fold(0u8, |v, b| v << 1 | b);
-    let (mut out, mut at) = (String::new(), 0);
-    while bits.len() - at >= 5 {
-        let five = take(at, 5);
-        if five <= 2 {
-            out.push(char::from(b'0' + five));
-            at += 5;
-        } else if bits.len() - at >= 6 && (0x19..=0x1f).contains(&take(at, 6)) {
-            out.push(char::from(b'3' + take(at, 6) - 0x19));
-            at += 6;
-        } else {
-            break;
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

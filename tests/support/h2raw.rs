@@ -144,3 +144,27 @@ pub async fn send<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) {
     s.write_all(bytes).await.expect("write frames");
     s.flush().await.expect("flush frames");
 }
+
+/// Decodes an HPACK (and QPACK: the same code) Huffman string of digits (RFC 7541 appendix B: '0'-'2' are the 5-bit
+/// codes 0-2, '3'-'9' the 6-bit codes 0x19-0x1f; the padding is 1 bits).
+pub fn huffman_digits(bytes: &[u8]) -> String {
+    let bits: Vec<u8> = bytes
+        .iter()
+        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
+        .collect();
+    let take = |at: usize, n: usize| bits[at..at + n].iter().fold(0u8, |v, b| v << 1 | b);
+    let (mut out, mut at) = (String::new(), 0);
+    while bits.len() - at >= 5 {
+        let five = take(at, 5);
+        if five <= 2 {
+            out.push(char::from(b'0' + five));
+            at += 5;
+        } else if bits.len() - at >= 6 && (0x19..=0x1f).contains(&take(at, 6)) {
+            out.push(char::from(b'3' + take(at, 6) - 0x19));
+            at += 6;
+        } else {
+            break;
+        }
+    }
+    out
+}

@@ -54,30 +54,6 @@ pub fn read_varint(buf: &[u8]) -> (u64, usize) {
     (v, len)
 }
 
-/// Decodes an HPACK Huffman string of digits (RFC 7541 appendix B: '0'-'2' are the 5-bit
-/// codes 0-2, '3'-'9' the 6-bit codes 0x19-0x1f; the padding is 1 bits).
-pub fn huffman_digits(bytes: &[u8]) -> String {
-    let bits: Vec<u8> = bytes
-        .iter()
-        .flat_map(|b| (0..8).rev().map(move |i| (b >> i) & 1))
-        .collect();
-    let take = |at: usize, n: usize| bits[at..at + n].iter().fold(0u8, |v, b| v << 1 | b);
-    let (mut out, mut at) = (String::new(), 0);
-    while bits.len() - at >= 5 {
-        let five = take(at, 5);
-        if five <= 2 {
-            out.push(char::from(b'0' + five));
-            at += 5;
-        } else if bits.len() - at >= 6 && (0x19..=0x1f).contains(&take(at, 6)) {
-            out.push(char::from(b'3' + take(at, 6) - 0x19));
-            at += 6;
-        } else {
-            break;
-        }
-    }
-    out
-}
-
 /// The `:status` of the first HEADERS frame in `stream`, as h3's stateless encoder writes
 /// it: the whole static entry (200, 404, ...) or a name reference with a literal value.
 pub fn status_of(stream: &[u8]) -> Option<u16> {
@@ -123,7 +99,7 @@ pub fn status_of(stream: &[u8]) -> Option<u16> {
             let len = usize::from(value[0] & 0x7f);
             let text = &value[1..=len];
             let digits = if value[0] & 0x80 != 0 {
-                huffman_digits(text)
+                super::h2raw::huffman_digits(text)
             } else {
                 String::from_utf8(text.to_vec()).unwrap()
             };
