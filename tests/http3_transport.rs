@@ -154,6 +154,52 @@ async fn at_max_connections_a_second_quic_connection_is_refused_while_the_first_
     assert_eq!(third.get("/").await.parts.status, StatusCode::OK);
 }
 
+/// The TCP accept loop waits for a free slot only after accept() (so that an idle loop
+/// holds none); a QUIC client can take the last slot in between. A TCP client accepted
+/// then is this process's to serve even if shutdown begins before a slot frees: a restart
+/// behind SO_REUSEPORT must not answer its ClientHello with a FIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_client_accepted_while_quic_holds_the_last_slot_is_served_through_shutdown() {
+    let server = TestServer::start(|c| c.max_connections = 1).await;
+    let addr = server.h3_addr.unwrap();
+    let client = H3Client::new(&server.ca);
+    // The accept loop is already waiting in accept() with the slot free; QUIC takes it.
+    let mut quic = client.connect(addr).await.unwrap();
+    assert_eq!(quic.get("/").await.parts.status, StatusCode::OK);
+    let (tcp_addr, config) = (server.addr, server.client(&[b"http/1.1"]));
+    let tcp = tokio::spawn(async move {
+        let tls = support::tls_connect(tcp_addr, config, "localhost").await?;
+        let mut h1 = support::H1::over(tls, tcp_addr).await;
+        Ok::<_, std::io::Error>(h1.request(Method::GET, "/", &[]).await)
+    });
+    // Accepted by the kernel and by the loop, which now waits for QUIC's slot.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!tcp.is_finished(), "the TCP client waits for the slot");
+    let metrics = Arc::clone(&server.metrics);
+    let shutdown = tokio::spawn(server.shutdown());
+    let (parts, body) = tokio::time::timeout(Duration::from_secs(10), tcp)
+        .await
+        .expect("answered in time")
+        .unwrap()
+        .expect("the handshake completes: the accepted client is not dropped");
+    assert_eq!(parts.status, StatusCode::OK);
+    assert_eq!(body[..], support::www_file("index.html")[..]);
+    tokio::time::timeout(WAIT, &mut quic.closed)
+        .await
+        .expect("QUIC closed by the drain")
+        .unwrap();
+    let summary = tokio::time::timeout(Duration::from_secs(20), shutdown)
+        .await
+        .expect("shutdown completes")
+        .unwrap();
+    // Both connections ended by themselves within the drain, nothing forced.
+    assert!(!summary.forced, "{summary:?}");
+    let m = metrics.snapshot();
+    assert_eq!((m.h3_accepted, m.handshakes_full), (1, 1), "{m:?}");
+    assert_eq!(m.connections_open, 0);
+    assert_eq!(m.connection_panics, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_h3_connection_is_closed_gracefully_at_the_idle_deadline() {
     let server = TestServer::start(|c| c.idle_timeout = Duration::from_secs(1)).await;

@@ -527,10 +527,16 @@ async fn accept_loop(
             () = shared.tokens.graceful.cancelled() => return,
         };
         // The slot may have gone to a QUIC client meanwhile: then this connection waits
-        // for the next one (it was already queued in the backlog).
+        // for the next one (it was already queued in the backlog). A connection once
+        // accepted is always served, even when shutdown begins now: dropping it would close
+        // a client that the kernel already handed to this process (a restart behind
+        // SO_REUSEPORT would fail it: its ClientHello meets a FIN). Shutdown while waiting
+        // for a slot serves it without one: at most one over the cap per listener, and only
+        // while the process is ending.
         let permit = tokio::select! {
-            p = Arc::clone(&semaphore).acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            () = shared.tokens.graceful.cancelled() => return,
+            biased;
+            p = Arc::clone(&semaphore).acquire_owned() => p.ok(),
+            () = shared.tokens.graceful.cancelled() => None,
         };
         let (tcp, peer) = match accepted {
             Ok(x) => x,
